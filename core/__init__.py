@@ -1,0 +1,1 @@
+"""Glassbox GPT core: the model, tokenizers, trainer and analysis, with no UI."""

@@ -1,0 +1,1 @@
+"""Glassbox GPT explorer: the Streamlit app."""
