@@ -1,0 +1,90 @@
+"""Causal multi-head self-attention, twice: a fast path and an explicit one.
+
+The fast path hands q, k, v to `scaled_dot_product_attention` (a fused kernel). The explicit
+path computes the same thing step by step — scores = q·kᵀ/√D, causal mask (-inf above the
+diagonal), softmax, weighted sum of v — and can record every intermediate for the app. A test
+proves both give the same output. q, k, v come from one fused projection `qkv` (C -> 3C, laid
+out [q | k | v] with heads contiguous, as GPT-2's c_attn).
+
+Reference: Vaswani et al. 2017 §3.2; Raschka, "Build a Large Language Model (From Scratch)", ch. 3.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.config import ModelConfig
+from core.layers import apply_rope
+
+
+def explicit_attention(q, k, v, rec=None, prefix: str = "", dropout_p: float = 0.0):
+    """Causal attention step by step. q, k, v: (B, H, T, D) -> z: (B, H, T, D).
+
+    Records `scores` (after the mask, -inf above the diagonal), `pattern` and `z` when `rec` is
+    given. Assumes q and k cover the same positions (no cache offset).
+    """
+    T, D = q.shape[-2], q.shape[-1]
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))  # (B, H, T, T)
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu_(1)  # (T, T) j > i
+    scores = scores.masked_fill(future, float("-inf"))
+    pattern = torch.softmax(scores, dim=-1)  # (B, H, T, T) rows sum to 1
+    weights = F.dropout(pattern, dropout_p) if dropout_p > 0 else pattern
+    z = weights @ v  # (B, H, T, D)
+    if rec is not None:
+        rec.put(prefix + "scores", scores)
+        rec.put(prefix + "pattern", pattern)
+        rec.put(prefix + "z", z)
+    return z
+
+
+class CausalSelfAttention(nn.Module):
+    """x (B, T, C) -> heads (B, H, T, D) -> causal attention -> output projection (B, T, C)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.head_dim = config.head_dim
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+
+    def heads(self, x: torch.Tensor, rope=None):
+        """q, k, v each (B, H, T, D), RoPE applied to q and k when `rope` = (cos, sin) is given."""
+        B, T, _ = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, D)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, D) each
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
+
+    def forward(self, x, rope=None, dropout_p: float = 0.0, rec=None, prefix: str = ""):
+        B, T, C = x.shape
+        q, k, v = self.heads(x, rope)
+        if rec is None:
+            z = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        else:
+            rec.put(prefix + "q", q)
+            rec.put(prefix + "k", k)
+            rec.put(prefix + "v", v)
+            z = explicit_attention(q, k, v, rec, prefix, dropout_p)
+        out = self.proj(z.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+        if rec is not None:
+            rec.put(prefix + "out", out)
+        return out
+
+    def forward_cached(self, x, cache_k, cache_v, pos: int, rope=None):
+        """Attention for new positions [pos, pos+T) given cached keys/values of [0, pos).
+
+        cache_k, cache_v: (B, H, Tmax, D) preallocated; the new k, v are written in place.
+        A prefill (T > 1) must start at pos 0; a decode step has T == 1 and sees every cached key.
+        """
+        B, T, C = x.shape
+        q, k, v = self.heads(x, rope)
+        cache_k[:, :, pos : pos + T] = k
+        cache_v[:, :, pos : pos + T] = v
+        keys, values = cache_k[:, :, : pos + T], cache_v[:, :, : pos + T]  # (B, H, pos+T, D)
+        z = F.scaled_dot_product_attention(q, keys, values, is_causal=T > 1)
+        return self.proj(z.transpose(1, 2).reshape(B, T, C))

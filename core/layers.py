@@ -1,0 +1,86 @@
+"""The small parts a transformer block is built from: norms, the feed-forward MLP, and the
+position encodings (learned table, fixed sinusoids, rotary).
+
+Reference: Vaswani et al. 2017 (sinusoidal positions, post-norm); Radford et al. 2019 (GPT-2:
+pre-norm, tanh-approximated GELU, learned positions); Zhang & Sennrich 2019 (RMSNorm);
+Shazeer 2020 (SwiGLU); Su et al. 2021 (RoPE, here in the "rotate half" layout of GPT-NeoX).
+Raschka, "Build a Large Language Model (From Scratch)", ch. 4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.config import ModelConfig
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    """LayerNorm (with a bias when config.bias) or RMSNorm over the last axis C."""
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.d_model, eps=config.norm_eps)
+    return nn.LayerNorm(config.d_model, eps=config.norm_eps, bias=config.bias)
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: C -> F -> C with gelu / relu, or SwiGLU (silu(gate) * up).
+
+    For SwiGLU `fc` holds the gate and up projections stacked (C -> 2F) so one matmul does both.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.activation = config.activation
+        self.ff = config.ff_dim
+        width = 2 * self.ff if self.activation == "swiglu" else self.ff
+        self.fc = nn.Linear(config.d_model, width, bias=config.bias)
+        self.proj = nn.Linear(self.ff, config.d_model, bias=config.bias)
+
+    def act(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre, post): the hidden before and after the non-linearity, both (B, T, F)."""
+        if self.activation == "swiglu":
+            gate, up = h.split(self.ff, dim=-1)  # (B, T, F) each
+            return gate, F.silu(gate) * up
+        if self.activation == "relu":
+            return h, F.relu(h)
+        return h, F.gelu(h, approximate="tanh")
+
+    def forward(self, x: torch.Tensor, rec=None, prefix: str = "") -> torch.Tensor:
+        pre, post = self.act(self.fc(x))  # (B, T, F)
+        out = self.proj(post)  # (B, T, C)
+        if rec is not None:
+            rec.put(prefix + "pre", pre)
+            rec.put(prefix + "post", post)
+            rec.put(prefix + "out", out)
+        return out
+
+
+def sinusoidal_table(context_length: int, d_model: int) -> torch.Tensor:
+    """(T, C) fixed positions: sin on even channels, cos on odd, wavelengths 2π..10000·2π."""
+    pos = torch.arange(context_length, dtype=torch.float64)[:, None]  # (T, 1)
+    freq = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model)
+    )  # (C/2,)
+    table = torch.zeros(context_length, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table.float()
+
+
+def rope_tables(
+    context_length: int, head_dim: int, base: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (T, D/2): angle of position t on channel pair i is t / base^(2i/D)."""
+    inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (D/2,)
+    angles = torch.arange(context_length, dtype=torch.float64)[:, None] * inv  # (T, D/2)
+    return torch.cos(angles).float(), torch.sin(angles).float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + D/2) of x (B, H, T, D) by the angles of positions (T, D/2)."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]  # (B, H, T, D/2) each
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
