@@ -1,0 +1,264 @@
+"""Run directories: what a training run leaves on disk, and how to find and read runs.
+
+Layout (CONTRACTS.md, "Runs and assets"):
+
+    runs/NAME/
+      run.json        model + train config, status, command, seed, created, commit, pid, heartbeat
+      log.jsonl       one trainer event per line (core.events)
+      tokenizer.json  the tokenizer the run was trained with
+      ckpt/step_000100/ ...  checkpoints (core.checkpoint), LATEST names the newest complete one
+      timelapse/      index.json + one .npz per frame (core.timelapse)
+
+Status is one of running | done | stopped | diverged | interrupted. A process that dies while
+"running" cannot say so, so the running process stamps `heartbeat` (unix time) and `pid` into
+run.json every few seconds; `load_run` reports a run as "interrupted" when its pid is gone on
+this host or its heartbeat is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUSES = ("running", "done", "stopped", "diverged", "interrupted")
+STALE_AFTER_S = 60.0  # a heartbeat older than this means the writer is gone
+CKPT_DIR = "ckpt"
+LATEST = "LATEST"
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    name: str
+    status: str
+    created: float
+    model: dict  # ModelConfig.to_dict()
+    train: dict  # TrainConfig.to_dict()
+    command: str = ""
+    seed: int = 0
+    commit: str | None = None
+    step: int = 0  # step of the latest complete checkpoint (0 if none)
+    latest_checkpoint: Path | None = None
+    final: dict = field(default_factory=dict)  # final losses etc., filled when a run ends
+    extra: dict = field(default_factory=dict)  # everything else in run.json
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in ("done", "stopped", "diverged")
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    """Write JSON via a temp file + fsync + rename, so readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def git_commit(repo: str | Path | None = None) -> str | None:
+    """The current commit hash (with '+dirty' when tracked files changed), or None."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha or None
+
+
+def create_run(
+    path: str | Path, *, model: dict, train: dict, command: str, seed: int, **extra
+) -> Path:
+    """Make (or reopen) a run dir and mark it running with this process's pid."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta_path = path / "run.json"
+    old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = {
+        **old,
+        "name": path.name,
+        "status": "running",
+        "created": old.get("created", time.time()),
+        "model": model,
+        "train": train,
+        "command": command,
+        "seed": seed,
+        "commit": git_commit(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "heartbeat": time.time(),
+        **extra,
+    }
+    write_json_atomic(meta_path, meta)
+    return path
+
+
+def update_run(path: str | Path, **fields) -> dict:
+    """Merge fields into run.json (atomically). Returns the new contents."""
+    meta_path = Path(path) / "run.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.update(fields)
+    write_json_atomic(meta_path, meta)
+    return meta
+
+
+def heartbeat(path: str | Path) -> None:
+    update_run(path, heartbeat=time.time(), pid=os.getpid(), host=socket.gethostname())
+
+
+def set_status(path: str | Path, status: str, **fields) -> dict:
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    return update_run(path, status=status, heartbeat=time.time(), **fields)
+
+
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / CKPT_DIR / f"step_{step:06d}"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint LATEST names, if it exists; None for a run with no complete checkpoint."""
+    ckpt = Path(run_dir) / CKPT_DIR
+    latest = ckpt / LATEST
+    if not latest.exists():
+        return None
+    name = latest.read_text(encoding="utf-8").strip()
+    target = ckpt / name
+    return target if name and target.is_dir() else None
+
+
+def mark_latest(run_dir: str | Path, ckpt_path: Path, keep: int = 2) -> None:
+    """Point LATEST at a complete checkpoint (atomically), then prune older ones.
+
+    Ordering matters for kill -9: the checkpoint dir is complete before LATEST names it, and
+    old checkpoints are deleted only after LATEST has moved on.
+    """
+    ckpt = Path(run_dir) / CKPT_DIR
+    write_text_atomic(ckpt / LATEST, ckpt_path.name + "\n")
+    steps = sorted(p for p in ckpt.iterdir() if p.is_dir() and p.name.startswith("step_"))
+    for old in steps[:-keep] if keep > 0 else []:
+        if old.name != ckpt_path.name:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in ckpt.iterdir():  # temp dirs of saves that a kill interrupted
+        if tmp.is_dir() and not tmp.name.startswith("step_"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _is_dead(meta: dict, now: float) -> bool:
+    hb = meta.get("heartbeat") or 0.0
+    stale = now - hb > STALE_AFTER_S
+    pid = meta.get("pid")
+    same_host = meta.get("host") == socket.gethostname()
+    if pid and same_host:
+        return not _pid_alive(int(pid)) or stale
+    return stale
+
+
+def load_run(path: str | Path) -> RunInfo:
+    """Read one run dir. A 'running' run whose process is gone reads as 'interrupted'."""
+    path = Path(path)
+    meta_path = path / "run.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{path} is not a run directory (no run.json)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    status = meta.get("status", "interrupted")
+    if status == "running" and _is_dead(meta, time.time()):
+        status = "interrupted"
+    latest = latest_checkpoint(path)
+    step = int(latest.name.split("_")[1]) if latest else 0
+    known = {"name", "status", "created", "model", "train", "command", "seed", "commit", "final"}
+    return RunInfo(
+        path=path,
+        name=meta.get("name", path.name),
+        status=status,
+        created=float(meta.get("created", 0.0)),
+        model=meta.get("model", {}),
+        train=meta.get("train", {}),
+        command=meta.get("command", ""),
+        seed=int(meta.get("seed", 0)),
+        commit=meta.get("commit"),
+        step=step,
+        latest_checkpoint=latest,
+        final=meta.get("final", {}),
+        extra={k: v for k, v in meta.items() if k not in known},
+    )
+
+
+def list_runs(root: str | Path = "runs") -> list[RunInfo]:
+    """Every run dir directly under root, newest first. Unreadable dirs are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in root.iterdir():
+        if (d / "run.json").exists():
+            try:
+                runs.append(load_run(d))
+            except (OSError, ValueError):
+                continue
+    return sorted(runs, key=lambda r: r.created, reverse=True)
+
+
+def truncate_log(log_path: str | Path, step: int) -> None:
+    """Keep only events up to `step` (used when resuming, so the log has one curve)."""
+    log_path = Path(log_path)
+    if not log_path.exists():
+        return
+    keep = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if d.get("event") in ("done", "diverged", "start"):
+            continue
+        if d.get("step", 0) <= step:
+            keep.append(line)
+    write_text_atomic(log_path, "".join(x + "\n" for x in keep))

@@ -1,0 +1,87 @@
+"""Training state beyond the weights: optimizer groups and the exact-resume snapshot.
+
+Exact resume needs four things besides the weights (nanoGPT resumes only the first two):
+the AdamW moments and step counts, the step (the learning rate is a pure function of it),
+the RNG states (dropout draws from torch's global generator), and the data position (the
+trainer's batch generator). They travel in a checkpoint's `train_state.safetensors` (tensors)
+and `train_state.json` (everything else), written by `core.checkpoint.save_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+STATE_FORMAT = "glassbox-train-state/1"
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on 2-D weight matrices only; norms, biases and embeddings are exempt.
+
+    Embeddings are exempt because decay pulls rare tokens' rows towards zero for no reason; a
+    tied lm_head is the same tensor as tok_emb, so it is exempt too (named_parameters yields a
+    shared tensor once).
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_embedding = name.startswith(("tok_emb", "pos_emb"))
+        if p.dim() >= 2 and not is_embedding:
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def pack_state(trainer) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, json) snapshot of everything a resumed run needs beyond the weights."""
+    opt = trainer.optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for idx, st in opt["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[k] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.data"] = trainer.data_gen.get_state()
+    if torch.cuda.is_available() and trainer.device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(trainer.device)
+    extra = {
+        "format": STATE_FORMAT,
+        "step": trainer.step,
+        "tokens": trainer.tokens,
+        "elapsed": trainer._elapsed,
+        "world_size": trainer.dist.world_size,
+        "train_config": trainer.cfg.to_dict(),
+        "param_groups": opt["param_groups"],
+        "optim_scalars": scalars,
+        "last_loss": trainer.last_loss,
+    }
+    return tensors, extra
+
+
+def unpack_state(trainer, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+    """Inverse of pack_state: restore optimizer, step, RNG and data position into `trainer`."""
+    if not extra or extra.get("format") != STATE_FORMAT:
+        raise ValueError("checkpoint has no training state (was it saved by the Trainer?)")
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, idx, k = key.split(".", 2)
+            state.setdefault(int(idx), {})[k] = v
+    for idx, sc in extra.get("optim_scalars", {}).items():
+        state.setdefault(int(idx), {}).update(sc)
+    trainer.optimizer.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    trainer.data_gen.set_state(tensors["rng.data"])
+    if "rng.cuda" in tensors and trainer.device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], trainer.device)
+    trainer.step = int(extra["step"])
+    trainer.tokens = int(extra["tokens"])
+    trainer._elapsed = float(extra.get("elapsed", 0.0))
+    trainer.last_loss = extra.get("last_loss")

@@ -1,0 +1,457 @@
+"""The Trainer: pre-training a GPT on token ids, emitting events instead of printing.
+
+What it does (Raschka ch. 5 + appendix D; minGPT's event-emitting trainer; nanoGPT's loop):
+AdamW with decay only on matrices, warm-up + cosine learning rate (`core.train_config.lr_at`),
+global-norm gradient clipping (the pre-clip norm and whether it clipped are recorded),
+gradient accumulation derived from the global batch, fp32 or bf16 autocast, optional
+activation checkpointing, periodic evaluation / samples / checkpoints / time-lapse frames,
+per-layer telemetry, a divergence guard, exact resume, and DDP through `core.distributed`.
+
+Batches: every step draws the *global* batch (batch_size random windows) from one seeded
+generator on every process; rank r takes its slice and splits it into micro-batches. So the
+data, hence the loss curve, does not depend on how many processes share the work, and the
+data position is just that generator's state (saved in each checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import distributed as D
+from core import runs
+from core.events import (
+    CheckpointEvent,
+    DivergedEvent,
+    DoneEvent,
+    EvalEvent,
+    Event,
+    JsonlLogger,
+    SampleEvent,
+    StartEvent,
+    StepEvent,
+    TimelapseEvent,
+)
+from core.train_config import TrainConfig, lr_at
+from core.train_state import param_groups
+
+Subscriber = Callable[[Event], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def _block_params(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
+    """Parameters of each transformer block, in order (for per-layer telemetry)."""
+    return [list(b.parameters()) for b in model.blocks]
+
+
+def _norm(tensors) -> float:
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([t.float().norm() for t in tensors])))
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each block's activations in backward instead of storing them.
+
+    Patches the instance's `forward` (state-dict names are unchanged).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    for block in model.blocks:
+        inner = block.forward
+
+        def fwd(*args, _inner=inner, **kwargs):
+            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+        block.forward = fwd
+
+
+class Trainer:
+    """Train `model` on `train_ids`, evaluating on `val_ids`.
+
+    run_dir: where checkpoints, log.jsonl, run.json and the time-lapse go (rank 0 only);
+    None keeps everything in memory (tests, notebooks). Subscribers are called with each
+    event in the training thread; `stop()` may be called from any thread and ends the run
+    after the current step with a checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_ids: np.ndarray,
+        val_ids: np.ndarray,
+        config: TrainConfig,
+        *,
+        tokenizer=None,
+        run_dir: str | Path | None = None,
+        subscribers: list[Subscriber] | None = None,
+        dist: D.DistInfo = D.SINGLE,
+        command: str = "",
+        log: bool = True,
+    ):
+        self.cfg = config
+        self.dist = dist
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.tokenizer = tokenizer
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.command = command
+        self.subscribers: list[Subscriber] = list(subscribers or [])
+        self.seq_len = config.seq_len or model.config.context_length
+        if self.seq_len > model.config.context_length:
+            raise ValueError(
+                f"seq_len={self.seq_len} exceeds the model's context_length="
+                f"{model.config.context_length}"
+            )
+        self.micro = config.micro_batch(dist.world_size)
+        self.accum = config.grad_accum_steps(dist.world_size)
+        self.tokens_per_step = config.batch_size * self.seq_len
+        self.train_ids = torch.from_numpy(np.asarray(train_ids, dtype=np.int64))
+        self.val_ids = torch.from_numpy(np.asarray(val_ids, dtype=np.int64))
+        for name, ids in (("train", self.train_ids), ("val", self.val_ids)):
+            if len(ids) < self.seq_len + 2:
+                raise ValueError(
+                    f"{name} split has {len(ids)} tokens; need more than seq_len={self.seq_len}"
+                )
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, config.weight_decay),
+            lr=config.lr,
+            betas=(config.beta1, config.beta2),
+            eps=config.eps,
+            foreach=True,
+        )
+        if config.activation_checkpointing:
+            enable_activation_checkpointing(self.model)
+        self.fwd = D.wrap(self.model, dist)
+        if config.compile:
+            self.fwd = torch.compile(self.fwd)
+        self.step = 0
+        self.tokens = 0
+        self.data_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.last_eval: EvalEvent | None = None
+        self.last_ckpt: Path | None = None
+        self.last_loss: float | None = None
+        self._stop = threading.Event()
+        self._resumed = False
+        self._logger = None
+        self.timelapse = None
+        if self.run_dir is not None and dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if log:
+                self._logger = JsonlLogger(self.run_dir / "log.jsonl")
+                self.subscribers.append(self._logger)
+            if config.frame_steps() and tokenizer is not None:
+                from core.timelapse import TimelapseRecorder
+
+                self.timelapse = TimelapseRecorder(
+                    self.run_dir / "timelapse", model.config, tokenizer, config
+                )
+
+    # -- public control ------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> None:
+        self.subscribers.append(fn)
+
+    def stop(self) -> None:
+        """Ask the run to end after the current step (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def emit(self, event: Event) -> None:
+        if not self.dist.is_main:
+            return
+        for fn in list(self.subscribers):
+            fn(event)
+
+    # -- data ----------------------------------------------------------------------------
+    def _global_batch(self) -> torch.Tensor:
+        """Start offsets of this step's global batch, drawn on every rank from one generator."""
+        hi = len(self.train_ids) - self.seq_len - 1
+        return torch.randint(0, hi + 1, (self.cfg.batch_size,), generator=self.data_gen)
+
+    def _windows(self, ids: torch.Tensor, starts: torch.Tensor):
+        idx = starts[:, None] + torch.arange(self.seq_len + 1)  # (B, T+1)
+        w = ids[idx]
+        return w[:, :-1].to(self.device), w[:, 1:].to(self.device)  # (B, T) each
+
+    def _autocast(self):
+        return torch.autocast(
+            device_type=self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.cfg.dtype == "bf16",
+        )
+
+    # -- one optimizer step --------------------------------------------------------------
+    def train_step(self) -> StepEvent | DivergedEvent:
+        cfg, t0 = self.cfg, time.perf_counter()
+        lr = lr_at(self.step, cfg)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        starts = self._global_batch()
+        per_rank = self.micro * self.accum
+        mine = starts[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+        self.model.train()
+        loss_sum = 0.0
+        for i in range(self.accum):
+            x, y = self._windows(self.train_ids, mine[i * self.micro : (i + 1) * self.micro])
+            with D.no_sync(self.fwd, skip=i < self.accum - 1), self._autocast():
+                _, loss = self.fwd(x, y)
+                loss = loss / self.accum
+            loss.backward()
+            loss_sum += float(loss.detach())
+        loss_val = D.mean(loss_sum, self.dist, self.device)
+        telemetry = cfg.telemetry_every > 0 and (self.step + 1) % cfg.telemetry_every == 0
+        layer_norms = None
+        if telemetry:
+            layer_norms = [_norm(p.grad for p in ps) for ps in _block_params(self.model)]
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        bad = None
+        if not math.isfinite(loss_val):
+            bad = f"loss is {loss_val}"
+        elif not math.isfinite(grad_norm):
+            bad = f"gradient norm is {grad_norm}"
+        elif grad_norm > cfg.diverge_grad_norm:
+            bad = f"gradient norm {grad_norm:.3g} exceeds diverge_grad_norm={cfg.diverge_grad_norm}"
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            return DivergedEvent(
+                step=self.step + 1,
+                reason=bad,
+                loss=loss_val,
+                grad_norm=grad_norm,
+                last_checkpoint=str(self.last_ckpt) if self.last_ckpt else None,
+            )
+        before = None
+        if telemetry:
+            before = [[p.detach().clone() for p in ps] for ps in _block_params(self.model)]
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        ratios = None
+        if before is not None:
+            ratios = []
+            for old, ps in zip(before, _block_params(self.model)):
+                delta = _norm([p.detach() - o for p, o in zip(ps, old)])
+                ratios.append(delta / max(_norm(old), 1e-12))
+        self.step += 1
+        self.tokens += self.tokens_per_step
+        self.last_loss = loss_val
+        dt = time.perf_counter() - t0
+        self._elapsed += dt
+        return StepEvent(
+            step=self.step,
+            loss=loss_val,
+            lr=lr,
+            grad_norm=grad_norm,
+            clipped=bool(grad_norm > max_norm),
+            tokens=self.tokens,
+            tokens_per_s=self.tokens_per_step / dt if dt > 0 else 0.0,
+            elapsed=self._elapsed,
+            layer_grad_norms=layer_norms,
+            update_ratios=ratios,
+        )
+
+    # -- evaluation and samples ----------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> EvalEvent:
+        """Mean loss over a fixed set of windows from each split (same windows every time)."""
+        self.model.eval()
+        out = {}
+        for name, ids in (("train", self.train_ids), ("val", self.val_ids)):
+            g = torch.Generator().manual_seed(self.cfg.seed + 7)
+            hi = len(ids) - self.seq_len - 1
+            total = 0.0
+            for _ in range(self.cfg.eval_batches):
+                starts = torch.randint(0, hi + 1, (self.micro,), generator=g)
+                x, y = self._windows(ids, starts)
+                with self._autocast():
+                    _, loss = self.model(x, y)
+                total += float(loss)
+            out[name] = total / self.cfg.eval_batches
+        self.model.train()
+        ev = EvalEvent(
+            step=self.step,
+            train_loss=out["train"],
+            val_loss=out["val"],
+            train_ppl=math.exp(min(out["train"], 50.0)),
+            val_ppl=math.exp(min(out["val"], 50.0)),
+        )
+        self.last_eval = ev
+        return ev
+
+    @torch.no_grad()
+    def sample(self) -> SampleEvent | None:
+        if self.tokenizer is None or not self.cfg.sample_prompt:
+            return None
+        from core.sampling import generate
+
+        prompt_ids = self.tokenizer.encode(self.cfg.sample_prompt)
+        self.model.eval()
+        gen = generate(
+            self.model,
+            prompt_ids,
+            max_new_tokens=self.cfg.sample_tokens,
+            temperature=self.cfg.sample_temperature,
+            top_k=50,
+            seed=self.cfg.seed,
+        )
+        self.model.train()
+        return SampleEvent(
+            step=self.step,
+            prompt=self.cfg.sample_prompt,
+            text=self.tokenizer.decode(gen.new_ids),
+            ids=list(gen.ids),
+        )
+
+    # -- checkpoints and resume ----------------------------------------------------------
+    def save(self) -> Path | None:
+        """Write ckpt/step_XXXXXX atomically, then point LATEST at it (rank 0 only)."""
+        if self.run_dir is None or not self.dist.is_main:
+            return None
+        from core.checkpoint import save_checkpoint
+        from core.train_state import pack_state
+
+        path = runs.checkpoint_dir(self.run_dir, self.step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors, extra = pack_state(self)
+        meta = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "seed": self.cfg.seed,
+            "command": self.command,
+            "train_loss": self.last_eval.train_loss if self.last_eval else self.last_loss,
+            "val_loss": self.last_eval.val_loss if self.last_eval else None,
+        }
+        save_checkpoint(
+            path,
+            self.model,
+            tokenizer=self.tokenizer,
+            meta=meta,
+            extra_tensors=tensors,
+            extra_json=extra,
+            overwrite=True,
+        )
+        runs.mark_latest(self.run_dir, path, keep=self.cfg.keep_checkpoints)
+        self.last_ckpt = path
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Restore weights, optimizer, step, RNG and data position from a checkpoint (or run dir)."""
+        from core.checkpoint import load_checkpoint
+        from core.train_state import unpack_state
+
+        ckpt = load_checkpoint(path, load_extra=True)
+        self.model.load_state_dict(ckpt.model.state_dict())
+        unpack_state(self, ckpt.extra_tensors, ckpt.extra_json)
+        self.last_ckpt = ckpt.path
+        self._resumed = True
+        if self.run_dir is not None and self.dist.is_main:
+            runs.truncate_log(self.run_dir / "log.jsonl", self.step)
+            if self.timelapse is not None:
+                self.timelapse.truncate(self.step)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> DoneEvent | DivergedEvent:
+        """Train until max_steps, stop() or divergence. Returns the final event."""
+        cfg, main = self.cfg, self.dist.is_main and self.run_dir is not None
+        if main:
+            runs.create_run(
+                self.run_dir,
+                model=self.model.config.to_dict(),
+                train=cfg.to_dict(),
+                command=self.command,
+                seed=cfg.seed,
+                world_size=self.dist.world_size,
+            )
+            if self.tokenizer is not None and not (self.run_dir / "tokenizer.json").exists():
+                self.tokenizer.save(self.run_dir / "tokenizer.json")
+        frames = set(cfg.frame_steps()) if self.timelapse is not None else set()
+        self.emit(
+            StartEvent(
+                step=self.step,
+                max_steps=cfg.max_steps,
+                tokens_per_step=self.tokens_per_step,
+                num_params=sum(p.numel() for p in self.model.parameters()),
+                world_size=self.dist.world_size,
+                resumed=self._resumed,
+            )
+        )
+        try:
+            if self.step in frames and self.step not in self.timelapse.steps:
+                self._frame()
+            last_beat = time.time()
+            while self.step < cfg.max_steps:
+                ev = self.train_step()
+                if isinstance(ev, DivergedEvent):
+                    self.emit(ev)
+                    if main:
+                        runs.set_status(self.run_dir, "diverged", final=ev.to_dict())
+                    return ev
+                self.emit(ev)
+                s, last = self.step, self.step == cfg.max_steps
+                if self.dist.is_main:
+                    if cfg.eval_every and (s % cfg.eval_every == 0 or last):
+                        self.emit(self.evaluate())
+                    every = cfg.sample_every or cfg.eval_every
+                    if every and (s % every == 0 or last):
+                        sample = self.sample()
+                        if sample is not None:
+                            self.emit(sample)
+                    if s in frames:
+                        self._frame()
+                stopping = D.broadcast_flag(self._stop.is_set(), self.dist, self.device)
+                if (cfg.ckpt_every and s % cfg.ckpt_every == 0) or last or stopping:
+                    path = self.save()
+                    if path is not None:
+                        self.emit(CheckpointEvent(step=s, path=str(path)))
+                if main and time.time() - last_beat > cfg.heartbeat_every:
+                    runs.heartbeat(self.run_dir)
+                    last_beat = time.time()
+                if stopping:
+                    break
+            status = "done" if self.step >= cfg.max_steps else "stopped"
+            done = DoneEvent(
+                step=self.step,
+                status=status,
+                train_loss=self.last_eval.train_loss if self.last_eval else self.last_loss,
+                val_loss=self.last_eval.val_loss if self.last_eval else None,
+                elapsed=self._elapsed,
+            )
+            self.emit(done)
+            if main:
+                runs.set_status(self.run_dir, status, final=done.to_dict())
+            return done
+        except BaseException as exc:
+            if main:
+                runs.set_status(self.run_dir, "interrupted", error=repr(exc)[:500])
+            raise
+        finally:
+            if self._logger is not None:
+                self._logger.close()
+                self.subscribers.remove(self._logger)
+                self._logger = None
+
+    def _frame(self) -> None:
+        rec = self.timelapse.record(self.model, self.step)
+        self.emit(TimelapseEvent(step=self.step, **rec))
+
+    _elapsed = 0.0
