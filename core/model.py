@@ -145,7 +145,7 @@ class GPT(nn.Module):
             table = self.pos_emb.weight if enc == "learned" else self.pos_table
             pos = table[start : start + T]  # (T, C)
             if rec is not None:
-                rec.put("embed.pos", pos.unsqueeze(0).expand_as(x))
+                rec.put("embed.pos", pos.expand_as(x).clone())  # a copy: never hand out the table
             x = x + pos
         return x
 
