@@ -1,0 +1,138 @@
+"""Glassbox GPT: the entry point (`streamlit run explorer/app.py`).
+
+Adds the frame only (STYLE rule 15): page config, server thread count, the sidebar's model
+picker and shared prompt, and the navigation. Every page runs on its own with its own defaults.
+
+Adding a page: append one line to PAGES below. A line whose file does not exist yet is skipped,
+so registering a page before its file lands breaks nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+# A Streamlit server runs many sessions' scripts in threads at once; torch's default intra-op
+# pool (one thread per core, per calling thread) oversubscribes the CPU and made one rerun take
+# 10-18 s under load instead of 0.25 s (FIELD-NOTES). One intra-op thread per script thread is
+# measured best here (see tests/bench/bench_pages.py --threads). Set before torch loads.
+SERVER_THREADS = int(os.environ.get("GLASSBOX_TORCH_THREADS", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(SERVER_THREADS))
+os.environ.setdefault("MKL_NUM_THREADS", str(SERVER_THREADS))
+
+from pathlib import Path  # noqa: E402
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from explorer import loaders, registry, state  # noqa: E402
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+SECTIONS = ("Data", "Model", "Train", "Generate")
+
+# One line per page: (section, file in pages/, title, icon, url path). Owners add their own line.
+PAGES = [
+    ("Data", "tokenize.py", "Tokenize", ":material/text_fields:", "tokenize"),
+    ("Model", "architecture.py", "Architecture", ":material/account_tree:", "architecture"),
+    ("Generate", "sample.py", "Sample", ":material/casino:", "sample"),
+]
+
+
+def navigation_spec(pages=PAGES, pages_dir: Path = PAGES_DIR) -> dict[str, list[tuple]]:
+    """Section -> page lines whose files exist, sections in SECTIONS order (pure, testable)."""
+    spec: dict[str, list[tuple]] = {}
+    for section in SECTIONS + tuple(s for s, *_ in pages if s not in SECTIONS):
+        rows = [p for p in pages if p[0] == section and (pages_dir / p[1]).is_file()]
+        if rows:
+            spec[section] = rows
+    return spec
+
+
+def _upload_changed() -> None:
+    """Validate an uploaded checkpoint; on success select it (a callback may set model_key)."""
+    files = st.session_state.get("upload_files") or []
+    if not files:
+        return
+    try:
+        entry = loaders.save_upload([(f.name, f.getvalue()) for f in files])
+    except ValueError as exc:
+        st.session_state["upload_message"] = ("error", str(exc))
+        return
+    st.session_state.setdefault("uploaded_models", {})[entry.key] = entry
+    st.session_state[state.MODEL_KEY] = entry.key
+    st.session_state["upload_message"] = ("success", f"Loaded {entry.label}.")
+
+
+def model_picker() -> None:
+    """The sidebar: which model every page shows, and the prompt they share."""
+    entries = registry.list_models()
+    uploads = st.session_state.setdefault("uploaded_models", {})
+    entries += list(uploads.values())
+    state.from_url(state.MODEL_KEY, state.DEFAULT_MODEL, param="model")
+    key = st.session_state[state.MODEL_KEY]
+    if key not in {e.key for e in entries}:
+        entry = loaders.resolve_entry(key)  # e.g. a link to a run that is still running
+        if entry is None:
+            st.sidebar.warning(
+                f"The linked model {key[:60]!r} is not on this server; showing the default."
+            )
+            st.session_state[state.MODEL_KEY] = state.DEFAULT_MODEL
+        else:
+            entries.append(entry)
+    labels = {e.key: e.label for e in entries}
+    st.sidebar.selectbox(
+        "Model", list(labels), format_func=lambda k: labels.get(k, k), key=state.MODEL_KEY
+    )
+    with st.sidebar.expander("Load a checkpoint"):
+        st.file_uploader(
+            "A .zip of a checkpoint folder, or config.json + model.safetensors (+ tokenizer.json)",
+            type=["zip", "json", "safetensors"],
+            accept_multiple_files=True,
+            key="upload_files",
+            on_change=_upload_changed,
+        )
+        message = st.session_state.pop("upload_message", None)
+        if message:
+            (st.error if message[0] == "error" else st.success)(message[1])
+    try:
+        loaded = state.current_model()
+        cfg = loaded.config
+        st.sidebar.caption(
+            f"{loaded.model.num_params() / 1e6:.2f}M parameters · L={cfg.n_layers} H={cfg.n_heads} "
+            f"C={cfg.d_model} · context {cfg.context_length} · vocab {cfg.vocab_size}"
+        )
+    except loaders.ModelUnavailable as exc:
+        st.sidebar.error(str(exc))
+    state.from_url(state.PROMPT_KEY, state.DEFAULT_PROMPT, param="prompt")
+    st.sidebar.text_area(
+        "Shared prompt",
+        key=state.PROMPT_KEY,
+        height=100,
+        max_chars=100_000,
+        help="Every page that reads a prompt starts from this one.",
+    )
+    state.to_url("model", st.session_state[state.MODEL_KEY], state.DEFAULT_MODEL)
+    prompt = st.session_state[state.PROMPT_KEY]
+    state.to_url(
+        "prompt", prompt if len(prompt) <= state.URL_PROMPT_MAX else None, state.DEFAULT_PROMPT
+    )
+
+
+def main() -> None:
+    torch.set_num_threads(SERVER_THREADS)  # per script thread: each rerun runs in its own thread
+    st.set_page_config(page_title="Glassbox GPT", page_icon=":material/visibility:", layout="wide")
+    spec = navigation_spec()
+    nav = st.navigation(
+        {
+            section: [
+                st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=url)
+                for _, file, title, icon, url in rows
+            ]
+            for section, rows in spec.items()
+        }
+    )
+    st.sidebar.title("Glassbox GPT")
+    model_picker()
+    nav.run()
+
+
+main()

@@ -1,0 +1,276 @@
+"""The tensor work behind the app's pages, as plain functions (no streamlit).
+
+Pages never import torch or numpy (STYLE rule 2); they call these through the cached wrappers
+in explorer/loaders.py, which is the only module that knows about st.cache_*. Every function
+here returns numpy arrays, plain records or core dataclasses, never tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+
+class ModelUnavailable(Exception):
+    """A model the picker offered cannot be loaded; the message is for the page, as is."""
+
+
+def load_model(kind: str, path: str | None):
+    """(model, tokenizer, config, run_dir, meta) for a registry entry; eval mode, frozen."""
+    from core.checkpoint import CheckpointError, load_checkpoint
+
+    if kind == "gpt2":
+        from core.hf_gpt2 import import_hf_gpt2
+
+        from core.tokenizer import named_encoding
+
+        try:
+            model = import_hf_gpt2(path)
+            tokenizer = named_encoding("gpt2")
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a plain message
+            raise ModelUnavailable(f"GPT-2 could not be loaded from {path}: {exc}") from exc
+        return _freeze(model), tokenizer, model.config, None, {"source": str(path)}
+    p = Path(path) if path else None
+    if p is None or not p.exists():
+        where = "assets/default" if kind == "default" else str(path)
+        raise ModelUnavailable(
+            f"No model at {where}. The shipped model has not been built yet or was removed; "
+            "train one on the Train page or run `python -m core.train` to create it."
+        )
+    ckpt, error = None, None
+    for candidate in (p, p / "ckpt"):
+        if not candidate.exists():
+            continue
+        try:
+            ckpt = load_checkpoint(candidate)
+            break
+        except CheckpointError as exc:
+            error = exc
+    if ckpt is None:
+        raise ModelUnavailable(f"{p.name} is not a loadable checkpoint: {error}")
+    tokenizer = ckpt.tokenizer
+    if tokenizer is None and (p / "tokenizer.json").is_file():
+        from core.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(p / "tokenizer.json")
+    if tokenizer is None:
+        raise ModelUnavailable(f"{p.name} has no tokenizer.json, so text cannot be encoded for it.")
+    run_dir = p if (p / "run.json").is_file() else None
+    return _freeze(ckpt.model), tokenizer, ckpt.config, run_dir, dict(ckpt.meta or {})
+
+
+def _freeze(model):
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def unpack_upload(files: Sequence[tuple[str, bytes]], root: Path, max_bytes: int) -> Path:
+    """Write an uploaded checkpoint (a .zip, or its loose files) into root/<sha12>/ and return it.
+
+    Only the checkpoint's own file names are accepted (no paths from the archive are used), the
+    total unpacked size is capped (zip bombs), and nothing is unpickled. Raises ValueError with
+    a message for the page.
+    """
+    loose: dict[str, bytes] = {}
+    for name, data in files:
+        if name.lower().endswith(".zip"):
+            try:
+                zf = zipfile.ZipFile(io.BytesIO(data))
+            except zipfile.BadZipFile as exc:
+                raise ValueError(f"{name} is not a valid zip archive.") from exc
+            with zf:
+                infos = [i for i in zf.infolist() if Path(i.filename).name in CHECKPOINT_FILES]
+                if sum(i.file_size for i in infos) > max_bytes:
+                    raise ValueError(f"{name} unpacks to more than {max_bytes // 2**20} MiB.")
+                for info in infos:
+                    loose[Path(info.filename).name] = zf.read(info)
+        elif Path(name).name in CHECKPOINT_FILES:
+            loose[Path(name).name] = data
+        else:
+            raise ValueError(
+                f"{name} is not part of a checkpoint: upload a .zip of the checkpoint folder, "
+                "or config.json + model.safetensors (+ tokenizer.json)."
+            )
+    missing = [f for f in ("config.json", "model.safetensors") if f not in loose]
+    if missing:
+        raise ValueError(f"The upload has no {' or '.join(missing)}: a checkpoint needs both.")
+    if sum(len(b) for b in loose.values()) > max_bytes:
+        raise ValueError(f"The checkpoint is larger than {max_bytes // 2**20} MiB.")
+    digest = hashlib.sha256()
+    for name in sorted(loose):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(loose[name]).digest())
+    target = root / digest.hexdigest()[:12]
+    target.mkdir(parents=True, exist_ok=True)
+    for name, data in loose.items():
+        (target / name).write_bytes(data)
+    return target
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer.encode(text))
+
+
+def token_records(tokenizer, text: str, limit: int | None = None) -> list[dict]:
+    """One record per token: id, label (display text), bytes (hex), n_bytes."""
+    ids = tokenizer.encode(text)
+    if limit is not None:
+        ids = ids[:limit]
+    out = []
+    for i in ids:
+        b = tokenizer.token_bytes(i)
+        out.append(dict(id=int(i), label=tokenizer.token_label(i), hex=b.hex(" "), n_bytes=len(b)))
+    return out
+
+
+def vocab_labels(tokenizer) -> list[str]:
+    """Display label of every token id (for chart axes)."""
+    return [tokenizer.token_label(i) for i in range(tokenizer.vocab_size)]
+
+
+def crop_prompt(ids: list[int], keep: int) -> tuple[list[int], int]:
+    """The last `keep` ids and how many were cropped from the front (the model's window)."""
+    keep = max(1, keep)
+    if len(ids) <= keep:
+        return list(ids), 0
+    return list(ids[-keep:]), len(ids) - keep
+
+
+@torch.inference_mode()
+def next_token_logits(model, ids: Sequence[int]) -> np.ndarray:
+    """(V,) float64 logits for the token after `ids` (already cropped to the context)."""
+    x = torch.tensor([list(ids)], dtype=torch.long)  # (B=1, T)
+    logits, _ = model(x)  # (1, T, V)
+    return logits[0, -1].double().numpy()
+
+
+def generate(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stop_token=None):
+    """core.sampling.generate with the app's argument order; returns the Generation record."""
+    from core.sampling import generate as _generate
+
+    return _generate(
+        model,
+        list(ids),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        stop_token=stop_token,
+    )
+
+
+def distinct_n(samples: Sequence[Sequence[int]], n: int) -> float:
+    """Distinct n-grams / all n-grams over the samples (Li et al. 2016); 0 when there are none."""
+    grams = [tuple(s[i : i + n]) for s in samples for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@torch.inference_mode()
+def mean_logprob(model, prompt: Sequence[int], new: Sequence[int]) -> float:
+    """Mean log-probability of the `new` tokens under the model itself at T=1 (teacher forced)."""
+    if not new:
+        return float("nan")
+    seq = list(prompt) + list(new)
+    x = torch.tensor([seq[:-1]], dtype=torch.long)  # (1, T-1)
+    logits, _ = model(x)  # (1, T-1, V)
+    logp = torch.log_softmax(logits[0].double(), dim=-1)
+    targets = torch.tensor(seq[1:])
+    picked = logp[torch.arange(len(targets)), targets][len(prompt) - 1 :]
+    return float(picked.mean())
+
+
+def diversity(
+    model, ids, temperatures, n_samples, max_new_tokens, top_k, top_p, seed
+) -> list[dict]:
+    """For each temperature, N samples (seeds seed..seed+N-1): distinct-1/2 and mean log-prob."""
+    rows = []
+    for t in temperatures:
+        samples, logps = [], []
+        for i in range(n_samples):
+            g = generate(model, ids, max_new_tokens, t, top_k, top_p, seed + i)
+            samples.append(g.new_ids)
+            logps.append(mean_logprob(model, ids, g.new_ids))
+        finite = [v for v in logps if not math.isnan(v)]
+        rows.append(
+            dict(
+                temperature=float(t),
+                distinct_1=distinct_n(samples, 1),
+                distinct_2=distinct_n(samples, 2),
+                mean_logprob=sum(finite) / len(finite) if finite else float("nan"),
+            )
+        )
+    return rows
+
+
+def bpe_replay(tokenizer, text: str) -> dict:
+    """Step through a BPE tokenizer's merges on `text` (core BPETokenizer.replay).
+
+    Returns {"steps": merge numbers where the text changes, 0 first (raw bytes),
+    "counts": tokens after each step, "labels": token labels after each step,
+    "merges": for each step, "left + right -> new" labels (empty for step 0)}.
+    """
+    replay = tokenizer.replay(text)
+    steps = [0, *replay.steps]
+    by_merge = {}
+    for ev in replay.events:
+        by_merge.setdefault(ev["merge"], ev)
+    labels, counts, merges = [], [], []
+    for k in steps:
+        ids = replay[k]
+        labels.append([tokenizer.token_label(i) for i in ids])
+        counts.append(len(ids))
+        ev = by_merge.get(k)
+        merges.append(
+            (
+                tokenizer.token_label(ev["left"]),
+                tokenizer.token_label(ev["right"]),
+                tokenizer.token_label(ev["new"]),
+            )
+            if ev
+            else None
+        )
+    return {"steps": steps, "counts": counts, "labels": labels, "merges": merges}
+
+
+def window_records(tokenizer, text: str, context_length: int, stride: int, n: int) -> dict:
+    """The first n sliding windows over the text's ids: input x = ids[s : s+T], target
+    y = ids[s+1 : s+T+1] (the next token at every position). Also the total window count."""
+    ids = tokenizer.encode(text)
+    last = len(ids) - context_length - 1  # the last start with a full target
+    starts = list(range(0, last + 1, stride)) if last >= 0 else []
+    rows = []
+    for s in starts[:n]:
+        rows.append(
+            dict(
+                start=s,
+                input=[tokenizer.token_label(i) for i in ids[s : s + context_length]],
+                target=[tokenizer.token_label(i) for i in ids[s + 1 : s + context_length + 1]],
+            )
+        )
+    return {"n_ids": len(ids), "n_windows": len(starts), "rows": rows}
+
+
+def stream(model, ids, max_new_tokens, temperature, top_k, top_p, seed):
+    """core.sampling.stream: GenStep records one at a time (for the page to draw as they come)."""
+    from core.sampling import stream as _stream
+
+    yield from _stream(
+        model,
+        list(ids),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )

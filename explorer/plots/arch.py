@@ -1,0 +1,216 @@
+"""Figures for the Architecture page: the model drawn from its config, and its costs.
+
+Pure functions of a `ModelConfig`-like object and the count dictionaries from `core.stats`
+(no streamlit, no model build), so they redraw on every slider move.
+Reference: the GPT block diagram of Raschka, "Build a Large Language Model (From Scratch)", ch. 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import plotly.graph_objects as go
+
+from explorer.plots.common import FONT, base_layout, fmt_bytes, fmt_count
+
+COLOURS = {
+    "io": "#e5e7eb",
+    "embed": "#fde68a",
+    "norm": "#e9d5ff",
+    "attn": "#bfdbfe",
+    "mlp": "#bbf7d0",
+    "add": "#ffffff",
+    "head": "#fecaca",
+}
+
+
+def diagram_boxes(cfg) -> list[dict]:
+    """The boxes of the diagram, top (input) to bottom (logits), each a dict with
+    label, detail, kind, in_block (inside the repeated transformer block)."""
+    C, H, D, F, V, T = (
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.head_dim,
+        cfg.ff_dim,
+        cfg.vocab_size,
+        cfg.context_length,
+    )
+    norm = "LayerNorm" if cfg.norm == "layernorm" else "RMSNorm"
+    pos = {
+        "learned": f"learned position embedding  T×C = {T}×{C}",
+        "sinusoidal": "sinusoidal positions (fixed, no parameters)",
+        "rope": "RoPE: positions rotate q and k inside attention",
+        "none": "no position information (causal mask only)",
+    }[cfg.pos_encoding]
+    act = {"gelu": "GELU", "relu": "ReLU", "swiglu": "SwiGLU (3 matrices)"}[cfg.activation]
+    attn = dict(
+        label="causal multi-head attention",
+        detail=f"H={H} heads × D={D}; qkv C→3C, proj C→C"
+        + (" + RoPE" if cfg.pos_encoding == "rope" else ""),
+        kind="attn",
+        in_block=True,
+    )
+    mlp = dict(
+        label="feed-forward (MLP)", detail=f"C→F→C = {C}→{F}→{C}, {act}", kind="mlp", in_block=True
+    )
+    n1 = dict(label=f"{norm} 1", detail="", kind="norm", in_block=True)
+    n2 = dict(label=f"{norm} 2", detail="", kind="norm", in_block=True)
+    add1 = dict(label="⊕ residual add", detail="", kind="add", in_block=True)
+    add2 = dict(label="⊕ residual add", detail="", kind="add", in_block=True)
+    block = (
+        [n1, attn, add1, n2, mlp, add2]
+        if cfg.norm_position == "pre"
+        else [attn, add1, n1, mlp, add2, n2]
+    )
+    boxes = [
+        dict(label="token ids", detail="(B, T)", kind="io", in_block=False),
+        dict(label="token embedding", detail=f"V×C = {V}×{C}", kind="embed", in_block=False),
+        dict(label="positions", detail=pos, kind="embed", in_block=False),
+        *block,
+        dict(label=f"final {norm}", detail="", kind="norm", in_block=False),
+        dict(
+            label="LM head",
+            detail=f"C→V = {C}→{V}" + (" (tied to token embedding)" if cfg.tie_embeddings else ""),
+            kind="head",
+            in_block=False,
+        ),
+        dict(label="logits", detail="(B, T, V)", kind="io", in_block=False),
+    ]
+    return boxes
+
+
+def architecture_diagram(
+    cfg, counts: Mapping[str, str] | None = None, *, height: int = 620
+) -> go.Figure:
+    """The model as stacked boxes; the repeated block is framed and labelled ×L.
+
+    counts: optional box-kind -> text written at the right of the box (e.g. parameter counts
+    per component: {"embed": "1.0M params", "attn": "263k per block", ...}).
+    """
+    counts = counts or {}
+    boxes = diagram_boxes(cfg)
+    n = len(boxes)
+    step = 1.0
+    fig = go.Figure()
+    y_of = [n - i for i in range(n)]
+    block_ys = [y for y, b in zip(y_of, boxes) if b["in_block"]]
+    if block_ys:
+        fig.add_shape(
+            type="rect",
+            x0=0.4,
+            x1=9.6,
+            y0=min(block_ys) - 0.45,
+            y1=max(block_ys) + 0.45,
+            line=dict(color="#64748b", width=2, dash="dash"),
+            fillcolor="rgba(241,245,249,0.6)",
+            layer="below",
+        )
+        fig.add_annotation(
+            x=9.5,
+            y=max(block_ys) + 0.3,
+            text=f"<b>× L = {cfg.n_layers} blocks</b>",
+            showarrow=False,
+            xanchor="right",
+            font=dict(size=13, color="#334155"),
+        )
+    for i, (y, box) in enumerate(zip(y_of, boxes)):
+        x0, x1 = (1.0, 6.0) if box["kind"] != "add" else (2.5, 4.5)
+        fig.add_shape(
+            type="rect",
+            x0=x0,
+            x1=x1,
+            y0=y - 0.32,
+            y1=y + 0.32,
+            line=dict(color="#334155", width=1),
+            fillcolor=COLOURS[box["kind"]],
+        )
+        fig.add_annotation(
+            x=(x0 + x1) / 2,
+            y=y + (0.1 if box["detail"] else 0),
+            text=f"<b>{box['label']}</b>",
+            showarrow=False,
+            font=dict(size=12),
+        )
+        if box["detail"]:
+            fig.add_annotation(
+                x=(x0 + x1) / 2,
+                y=y - 0.16,
+                text=box["detail"],
+                showarrow=False,
+                font=dict(size=10, color="#334155"),
+            )
+        if box["kind"] in counts and box["kind"] not in ("add", "io"):
+            fig.add_annotation(
+                x=6.2,
+                y=y,
+                text=counts[box["kind"]],
+                showarrow=False,
+                xanchor="left",
+                font=dict(size=11, color="#475569"),
+            )
+        if i + 1 < n:
+            fig.add_annotation(
+                x=3.5,
+                y=y - 1 + 0.33,
+                ax=3.5,
+                ay=y - 0.33,
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                showarrow=True,
+                arrowhead=2,
+                arrowsize=1,
+                arrowwidth=1.2,
+                arrowcolor="#334155",
+                text="",
+            )
+    fig.update_xaxes(visible=False, range=[0, 10], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[0.4, n + 0.6], fixedrange=True)
+    fig.update_layout(showlegend=False, font=dict(family=FONT), dragmode=False)
+    return base_layout(fig, height=max(height, int(n * 48 * step)))
+
+
+def param_breakdown(counts: Mapping[str, int], *, height: int = 300) -> go.Figure:
+    """Horizontal bars: parameters per component (the 'total' key is left out, shown in the title)."""
+    items = [(k, int(v)) for k, v in counts.items() if k != "total" and int(v) > 0]
+    total = int(counts.get("total", sum(v for _, v in items)))
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in items],
+            y=[k.replace("_", " ") for k, _ in items],
+            orientation="h",
+            marker_color="#93c5fd",
+            text=[f"{fmt_count(v)} ({100 * v / max(total, 1):.0f}%)" for _, v in items],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:,} parameters<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="parameters", gridcolor="#eee")
+    fig.update_yaxes(autorange="reversed")
+    return base_layout(
+        fig, height=max(height, 60 + 28 * len(items)), title=f"{fmt_count(total)} parameters"
+    )
+
+
+def memory_breakdown(mem: Mapping[str, int], *, height: int = 220) -> go.Figure:
+    """One stacked bar of training memory: weights, gradients, AdamW state, activations."""
+    items = [(k, int(v)) for k, v in mem.items() if k != "total" and int(v) > 0]
+    total = int(mem.get("total", sum(v for _, v in items)))
+    colours = ["#93c5fd", "#fcd34d", "#fca5a5", "#86efac", "#c4b5fd", "#fdba74"]
+    fig = go.Figure()
+    for i, (k, v) in enumerate(items):
+        fig.add_trace(
+            go.Bar(
+                x=[v],
+                y=["memory"],
+                orientation="h",
+                name=f"{k.replace('_', ' ')} {fmt_bytes(v)}",
+                marker_color=colours[i % len(colours)],
+                hovertemplate=f"{k}: {fmt_bytes(v)}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title="bytes", gridcolor="#eee")
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=height, title=f"training memory ≈ {fmt_bytes(total)}")

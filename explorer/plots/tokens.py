@@ -1,0 +1,95 @@
+"""Figures for the Tokenize page: tokenizers compared, BPE merges replayed, BPE training.
+
+Pure functions: records in, `go.Figure` out (no streamlit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explorer.plots.common import CHIP_PALETTE, base_layout
+
+
+def tokenizer_comparison(rows: Sequence[Mapping], *, height: int = 300) -> go.Figure:
+    """Token count per tokenizer (bars) with characters per token written on each bar.
+
+    rows: mappings with keys name, n_tokens, chars_per_token (fewer tokens = more compression).
+    """
+    names = [r["name"] for r in rows]
+    fig = go.Figure(
+        go.Bar(
+            x=[r["n_tokens"] for r in rows],
+            y=names,
+            orientation="h",
+            marker_color=[CHIP_PALETTE[i % len(CHIP_PALETTE)] for i in range(len(rows))],
+            marker_line=dict(color="#555", width=1),
+            text=[f"{r['n_tokens']} tokens · {r['chars_per_token']:.2f} chars/token" for r in rows],
+            textposition="auto",
+            hovertemplate="%{y}: %{x} tokens<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="tokens for this text", rangemode="tozero", gridcolor="#eee")
+    fig.update_yaxes(autorange="reversed")
+    return base_layout(fig, height=max(height, 60 + 40 * len(rows)))
+
+
+def merge_curve(counts: Sequence[int], current: int, *, height: int = 260) -> go.Figure:
+    """Tokens in the text after applying the first k merges, k = 0..len(counts)-1.
+
+    `current` is the slider's k, marked with a dot.
+    """
+    ks = list(range(len(counts)))
+    fig = go.Figure(
+        go.Scatter(
+            x=ks,
+            y=list(counts),
+            mode="lines",
+            line=dict(color="#2563eb"),
+            hovertemplate="after %{x} merges: %{y} tokens<extra></extra>",
+            name="tokens",
+        )
+    )
+    if counts:
+        k = min(max(current, 0), len(counts) - 1)
+        fig.add_trace(
+            go.Scatter(
+                x=[k],
+                y=[counts[k]],
+                mode="markers",
+                marker=dict(size=12, color="#dc2626"),
+                name="slider",
+                hovertemplate="merge %{x}: %{y} tokens<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title="merges applied (in training order)", gridcolor="#eee")
+    fig.update_yaxes(title="tokens", rangemode="tozero", gridcolor="#eee")
+    fig.update_layout(showlegend=False)
+    return base_layout(fig, height=height)
+
+
+def training_summary(
+    vocab_sizes: Sequence[int], n_tokens: Sequence[int], n_chars: int, *, height: int = 260
+) -> go.Figure:
+    """After training BPEs of several sizes: tokens needed and chars/token vs vocab size."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=list(vocab_sizes), y=list(n_tokens), mode="lines+markers", name="tokens"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=list(vocab_sizes),
+            y=[n_chars / max(n, 1) for n in n_tokens],
+            mode="lines+markers",
+            name="chars/token",
+            line=dict(dash="dot"),
+        ),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title="vocabulary size")
+    fig.update_yaxes(title="tokens", secondary_y=False)
+    fig.update_yaxes(title="chars/token", secondary_y=True, showgrid=False)
+    return base_layout(fig, height=height)
