@@ -262,3 +262,62 @@ def truncate_log(log_path: str | Path, step: int) -> None:
         if d.get("step", 0) <= step:
             keep.append(line)
     write_text_atomic(log_path, "".join(x + "\n" for x in keep))
+
+
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def release_run(run_dir: str | Path, *, command: str, wall_time_s: float | None = None) -> dict:
+    """Turn a finished run into a shippable asset and write its manifest.json.
+
+    Keeps only the LATEST checkpoint, drops its optimizer/RNG state (a release is for
+    inference; it is 2/3 of the bytes), records head scores, and checksums every file
+    (maps/ excluded: it is added later by another tool and has its own manifest).
+    """
+    from core.checkpoint import load_checkpoint
+    from core.heads import best_heads, head_scores
+
+    run_dir = Path(run_dir)
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} has no complete checkpoint to release")
+    for d in (run_dir / CKPT_DIR).iterdir():
+        if d.is_dir() and d != latest:
+            shutil.rmtree(d)
+    for name in ("train_state.safetensors", "train_state.json"):
+        (latest / name).unlink(missing_ok=True)
+    ckpt = load_checkpoint(latest)
+    eot = getattr(ckpt.tokenizer, "eot_id", None)
+    scores = head_scores(ckpt.model, batch=16, prefix_id=eot, seed=0)
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    files = {}
+    for p in sorted(run_dir.rglob("*")):
+        rel = p.relative_to(run_dir)
+        if p.is_file() and rel.parts[0] != "maps" and rel.name != "manifest.json":
+            files[rel.as_posix()] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    manifest = {
+        "format": "glassbox-asset/1",
+        "command": command,
+        "seed": meta.get("seed"),
+        "commit": meta.get("commit"),
+        "created": meta.get("created"),
+        "wall_time_s": wall_time_s,
+        "checkpoint": latest.name,
+        "model": meta.get("model"),
+        "train": meta.get("train"),
+        "final": meta.get("final"),
+        "num_params": ckpt.model.num_params(),
+        "head_scores": {k: v.round(4).tolist() for k, v in scores.items()},
+        "best_heads": best_heads(scores),
+        "files": files,
+        "total_bytes": sum(f["bytes"] for f in files.values()),
+    }
+    write_json_atomic(run_dir / "manifest.json", manifest)
+    return manifest
