@@ -1,0 +1,81 @@
+"""pyprose: real English prose that ships with Python itself, so it needs no download.
+
+First the language reference topics behind `help()` (pydoc_data.topics, ~0.46 MB: statements,
+data model, operators), each a document; beyond that, docstrings of the standard library's
+modules, classes and functions, read with `ast` (nothing is imported or executed) from the
+source files in sorted order. Deterministic for a given Python version.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import sysconfig
+from functools import lru_cache
+from pathlib import Path
+
+EOT = "<|endoftext|>"
+MIN_DOC = 200  # shorter docstrings are mostly one-liners ("Return x.")
+
+
+def topics() -> list[str]:
+    """The pydoc topic texts, in sorted topic order."""
+    from pydoc_data.topics import topics as t
+
+    return [t[k].strip() for k in sorted(t)]
+
+
+def _docstrings(path: Path) -> list[str]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node, clean=False)
+            if doc and len(doc) >= MIN_DOC:
+                out.append(inspect.cleandoc(doc))
+    return out
+
+
+def stdlib_docstrings():
+    """Docstrings of the standard library, file by file in sorted order (skipping tests)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).parts
+        if any(p in ("test", "tests", "idlelib", "site-packages", "lib2to3") for p in rel):
+            continue
+        yield from _docstrings(path)
+
+
+@lru_cache(maxsize=4)
+def generate(n_bytes: int | None = None) -> str:
+    """Topics, then stdlib docstrings, joined by <|endoftext|>; at most n_bytes UTF-8 bytes.
+
+    n_bytes=None gives the topics alone. Raises ValueError if Python ships less than asked.
+    """
+    docs = topics()
+    if n_bytes is None:
+        return EOT.join(docs)
+    out: list[str] = []
+    total = 0
+
+    def take(doc: str) -> bool:
+        nonlocal total
+        cost = len(doc.encode("utf-8")) + (len(EOT) if out else 0)
+        if total + cost > n_bytes:
+            return False
+        out.append(doc)
+        total += cost
+        return True
+
+    for doc in docs:
+        if not take(doc):
+            return EOT.join(out) if out else doc.encode("utf-8")[:n_bytes].decode("utf-8", "ignore")
+    for doc in stdlib_docstrings():
+        if not take(doc) and total > 0.98 * n_bytes:
+            return EOT.join(out)
+    if total < 0.9 * n_bytes:
+        raise ValueError(f"pyprose has only {total} bytes on this Python; asked for {n_bytes}")
+    return EOT.join(out)
