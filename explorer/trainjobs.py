@@ -1,0 +1,408 @@
+"""Training from the browser: a run spec, its validation and estimate, and the job that trains it.
+
+The Train page collects a `TrainSpec` (model config, training config, corpus, tokenizer), asks
+`validate()` for messages by field and `estimate()` for time and memory, then `start()` writes the
+run dir (run.json says "queued", the spec travels inside it) and submits a job to the process-wide
+registry (explorer/jobs.py). The job's thread builds corpus, tokenizer and model, then runs
+`core.trainer.Trainer` with the job's `emit` subscribed and `stop` hooked to `Trainer.stop`.
+Because the spec is in run.json, a run that a server restart interrupted can be resumed from its
+last checkpoint (`resume()`), and an uploaded corpus is kept in the run dir for that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from explorer import jobs
+from explorer.runlog import check_name, forget_log
+
+CORPORA = {
+    "tinytales": "TinyTales: synthetic children's stories",
+    "pyprose": "Python prose: documentation shipped with Python",
+    "upload": "Your own text file",
+}
+TOKENIZERS = {"bpe": "BPE trained on the corpus", "char": "Characters"}
+MAX_CORPUS_BYTES = 50_000_000
+MAX_MEMORY_BYTES = 6 * 2**30  # refuse runs whose estimate would swap a classroom server
+DEFAULT_GFLOPS = {"fp32": 40.0, "bf16": 80.0}  # achieved training FLOP/s on 1 thread (rough)
+UPLOAD_FILE = "corpus.txt"
+BPE_BYTES = 2_000_000  # the BPE learns its merges on this prefix (as the CLI does)
+ACTIVE_STATUSES = ("queued", "running")
+
+
+@dataclass
+class TrainSpec:
+    label: str = ""
+    model: dict = field(
+        default_factory=dict
+    )  # ModelConfig fields; vocab_size comes from the tokenizer
+    train: dict = field(default_factory=dict)  # TrainConfig fields
+    corpus: str = "tinytales"  # key of CORPORA
+    corpus_bytes: int = 1_000_000  # TinyTales size / cap on the others
+    corpus_seed: int = 0
+    tokenizer: str = "bpe"  # key of TOKENIZERS
+    vocab_size: int = 1024  # BPE only
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _field_of(message: str, known: set[str]) -> str:
+    first = re.split(r"[\s:=]", message.strip(), maxsplit=1)[0]
+    return first if first in known else ""
+
+
+def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, str]:
+    """Messages keyed by field name ("" for the whole form); empty when the spec can start."""
+    from core.config import ConfigError, ModelConfig
+    from core.train_config import TrainConfig, TrainConfigError
+
+    errors: dict[str, str] = {}
+    if spec.corpus not in CORPORA:
+        errors["corpus"] = f"choose one of {', '.join(CORPORA)}"
+    elif spec.corpus == "upload" and not upload_bytes:
+        errors["corpus"] = "upload a UTF-8 text file first"
+    if not 10_000 <= spec.corpus_bytes <= MAX_CORPUS_BYTES:
+        errors["corpus_bytes"] = (
+            f"corpus size must be between 10 kB and {MAX_CORPUS_BYTES // 10**6} MB"
+        )
+    if spec.tokenizer not in TOKENIZERS:
+        errors["tokenizer"] = f"choose one of {', '.join(TOKENIZERS)}"
+    elif spec.tokenizer == "bpe" and not 260 <= spec.vocab_size <= 16_384:
+        errors["vocab_size"] = (
+            "BPE vocabulary must be between 260 (256 bytes + a few merges) and 16384"
+        )
+    model = None
+    try:
+        model = ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
+    except ConfigError as exc:
+        errors[exc.field] = str(exc)
+    except (TypeError, ValueError) as exc:
+        errors[""] = f"model: {exc}"
+    try:
+        tc = TrainConfig.from_dict(spec.train)
+        tc.grad_accum_steps(1)
+    except TrainConfigError as exc:
+        errors[_field_of(str(exc), set(spec.train) | {"micro_batch_size"}) or "train"] = str(exc)
+        tc = None
+    except (TypeError, ValueError) as exc:
+        errors["train"] = f"training: {exc}"
+        tc = None
+    if model is not None and tc is not None:
+        if (tc.seq_len or model.context_length) > model.context_length:
+            errors["seq_len"] = (
+                f"seq_len can be at most the context length ({model.context_length})"
+            )
+        if not errors:
+            mem = estimate(spec)["memory"]["total"]
+            if mem > MAX_MEMORY_BYTES:
+                errors["batch_size"] = (
+                    f"this would need about {mem / 2**30:.1f} GiB; lower batch, context or width"
+                )
+    if spec.label and check_name(spec.label):
+        errors["label"] = f"run name: {check_name(spec.label)}"
+    return errors
+
+
+def _vocab_guess(spec: TrainSpec) -> int:
+    """The model's vocab before the tokenizer exists: the BPE target, or ~100 characters."""
+    return spec.vocab_size if spec.tokenizer == "bpe" else 128
+
+
+# ---------------------------------------------------------------- estimate
+
+
+def estimate(spec: TrainSpec, runs_root: str | Path | None = None) -> dict:
+    """Parameters, memory (core.stats) and a rough wall-clock time for the whole run.
+
+    Time = 3 x forward FLOPs per token x tokens / achieved FLOP/s; the achieved rate is taken
+    from the newest finished run under `runs_root` when there is one, else a default measured on
+    this machine kind with one thread.
+    """
+    from core import stats
+    from core.config import ModelConfig
+    from core.train_config import TrainConfig
+
+    cfg = ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
+    tc = TrainConfig.from_dict(spec.train)
+    seq = tc.seq_len or cfg.context_length
+    params = stats.param_counts(cfg)
+    fwd = _total(stats.flops_per_token(cfg, seq))
+    micro = tc.micro_batch(1)
+    mem = stats.memory_estimate(cfg, micro, seq, dtype=tc.dtype)
+    tokens = tc.max_steps * tc.batch_size * seq
+    rate, basis = calibrated_flops(runs_root, tc.dtype)
+    train_s = 3 * fwd * tokens / rate
+    # evaluation: eval_batches micro-batches forward-only at each eval step
+    n_evals = tc.max_steps // tc.eval_every + 1 if tc.eval_every else 0
+    eval_s = n_evals * tc.eval_batches * micro * seq * fwd / rate
+    return {
+        "params": int(_total(params)),
+        "tokens": tokens,
+        "tokens_per_step": tc.batch_size * seq,
+        "flops_per_token": fwd,
+        "memory": {k: int(v) for k, v in mem.items()},
+        "seconds": train_s + eval_s,
+        "gflops": rate / 1e9,
+        "basis": basis,
+    }
+
+
+def _total(d) -> float:
+    if isinstance(d, dict):
+        return float(d.get("total", sum(v for v in d.values() if isinstance(v, int | float))))
+    return float(d)
+
+
+def calibrated_flops(runs_root, dtype: str) -> tuple[float, str]:
+    """Achieved training FLOP/s of the newest finished run with this dtype, else a default."""
+    from core import stats
+    from core.config import ModelConfig
+    from core.runs import list_runs
+    from explorer.runlog import run_log
+
+    try:
+        for info in list_runs(runs_root or runs_root_dir())[:5]:
+            if info.status not in ("done", "stopped") or info.train.get("dtype", "fp32") != dtype:
+                continue
+            m = run_log(info.path)
+            tps = [x for x in m.tokens_per_s[-50:] if x == x]
+            if len(tps) < 5:
+                continue
+            cfg = ModelConfig.from_dict(info.model)
+            seq = info.train.get("seq_len") or cfg.context_length
+            rate = 3 * _total(stats.flops_per_token(cfg, seq)) * sorted(tps)[len(tps) // 2]
+            return rate, f"measured on run {info.name}"
+    except Exception:  # a calibration problem must never block the form
+        pass
+    return DEFAULT_GFLOPS.get(dtype, 40.0) * 1e9, "default for this machine (1 thread)"
+
+
+# ---------------------------------------------------------------- runs on disk
+
+
+def runs_root_dir() -> Path:
+    from explorer.registry import runs_dir
+
+    return runs_dir()
+
+
+def new_run_name(label: str, root: Path) -> str:
+    """The label if free, else label-2, label-3, ...; a timestamp when there is no label."""
+    base = label or time.strftime("run-%Y%m%d-%H%M%S")
+    name, i = base, 2
+    while (root / name).exists():
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
+def _write_meta(run_dir: Path, meta: dict) -> None:
+    from core.runs import write_json_atomic
+
+    write_json_atomic(run_dir / "run.json", meta)
+
+
+def start(
+    spec: TrainSpec,
+    *,
+    upload: bytes | None = None,
+    root: str | Path | None = None,
+    registry: jobs.JobRegistry | None = None,
+    threads: int = 1,
+) -> str:
+    """Create the run dir, queue the training, return the run id (the dir name)."""
+    errs = validate(spec, upload_bytes=len(upload) if upload else None)
+    if errs:
+        raise ValueError("; ".join(f"{k or 'form'}: {v}" for k, v in errs.items()))
+    root = Path(root) if root is not None else runs_root_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    name = new_run_name(spec.label, root)
+    run_dir = root / name
+    run_dir.mkdir()
+    if spec.corpus == "upload":
+        (run_dir / UPLOAD_FILE).write_bytes(upload or b"")
+    _write_meta(
+        run_dir,
+        {
+            "name": name,
+            "status": "queued",
+            "created": time.time(),
+            "model": spec.model,
+            "train": spec.train,
+            "spec": spec.to_dict(),
+            "command": f"Train page: {name}",
+            "seed": spec.train.get("seed", 0),
+        },
+    )
+    _submit(run_dir, spec, resume=False, registry=registry, threads=threads)
+    return name
+
+
+def resume(run_dir: str | Path, *, registry=None, threads: int = 1) -> str:
+    """Continue an interrupted run from its last checkpoint (or from scratch if it has none)."""
+    from core.runs import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    if "spec" not in meta:
+        raise ValueError("this run was not started from the Train page; resume it with the CLI")
+    spec = TrainSpec.from_dict(meta["spec"])
+    has_ckpt = latest_checkpoint(run_dir) is not None
+    if not has_ckpt:  # nothing to continue from: start over in the same dir
+        for p in ("log.jsonl", "timelapse", "ckpt"):
+            target = run_dir / p
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    forget_log(run_dir)
+    meta.update(status="queued", resumed_at=time.time())
+    meta.pop("error", None)
+    _write_meta(run_dir, meta)
+    _submit(run_dir, spec, resume=has_ckpt, registry=registry, threads=threads)
+    return run_dir.name
+
+
+def stop(run_id: str, *, registry=None, root: str | Path | None = None) -> bool:
+    """Stop a running job (it checkpoints and ends) or cancel a queued one (its dir goes)."""
+    reg = registry or jobs.registry()
+    job = reg.get(run_id)
+    was_queued = job is not None and job.state == jobs.QUEUED
+    ok = reg.stop(run_id)
+    if ok and was_queued:
+        run_dir = Path(job.meta.get("run_dir", ""))
+        if run_dir.is_dir() and (run_dir / "run.json").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return ok
+
+
+def _submit(run_dir: Path, spec: TrainSpec, *, resume: bool, registry, threads: int) -> None:
+    reg = registry or jobs.registry()
+    reg.submit(
+        run_dir.name,
+        make_target(run_dir, spec, resume=resume, threads=threads),
+        label=spec.label or run_dir.name,
+        meta={"run_dir": str(run_dir), "resume": resume},
+    )
+
+
+# ---------------------------------------------------------------- the job
+
+
+def load_corpus_text(run_dir: Path, spec: TrainSpec) -> str:
+    from core.corpora import load_corpus, read_user_text
+
+    if spec.corpus == "upload":
+        return read_user_text(run_dir / UPLOAD_FILE, max_bytes=MAX_CORPUS_BYTES)
+    if spec.corpus == "tinytales":
+        return load_corpus("tinytales", n_bytes=spec.corpus_bytes, seed=spec.corpus_seed)
+    return load_corpus(spec.corpus, n_bytes=spec.corpus_bytes, seed=spec.corpus_seed)
+
+
+def build_tokenizer(run_dir: Path, spec: TrainSpec, text: str, progress=None):
+    """The run's tokenizer: reloaded from the run dir on resume, else trained on the corpus."""
+    from core.tokenizer import CharTokenizer, load_tokenizer, train_bpe
+
+    saved = run_dir / "tokenizer.json"
+    if saved.exists():
+        return load_tokenizer(saved)
+    if spec.tokenizer == "char":
+        tok = CharTokenizer(text)
+    else:
+        tok = train_bpe(text[:BPE_BYTES], spec.vocab_size, progress=progress)
+    tok.save(saved)
+    return tok
+
+
+def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads: int = 1):
+    """The callable the job registry runs in its thread; it never touches Streamlit."""
+
+    def target(ctx: jobs.JobContext):
+        import torch
+
+        from core import runs
+        from core.config import ModelConfig
+        from core.data import encode_corpus, split_train_val
+        from core.model import GPT
+        from core.train_config import TrainConfig
+        from core.trainer import Trainer
+
+        # per thread: a training must leave the server's other cores to the sessions' reruns
+        torch.set_num_threads(max(1, threads))
+        try:
+            ctx.set_progress(0, None, "preparing the corpus")
+            text = load_corpus_text(run_dir, spec)
+            ctx.set_progress(0, None, "training the tokenizer")
+            tok = build_tokenizer(
+                run_dir,
+                spec,
+                text,
+                progress=lambda done, total: ctx.set_progress(0, None, f"tokenizer {done}/{total}"),
+            )
+            if ctx.stopped():
+                runs.set_status(run_dir, "stopped", final={"note": "stopped before training"})
+                return {"status": "stopped"}
+            ctx.set_progress(0, None, "encoding the corpus")
+            tc = TrainConfig.from_dict(spec.train)
+            ids = encode_corpus(tok, text)
+            train_ids, val_ids = split_train_val(ids, tc.val_fraction)
+            cfg = ModelConfig.from_dict({**spec.model, "vocab_size": tok.vocab_size})
+            torch.manual_seed(tc.seed)
+            model = GPT(cfg)
+            trainer = Trainer(
+                model,
+                train_ids,
+                val_ids,
+                tc,
+                tokenizer=tok,
+                run_dir=run_dir,
+                subscribers=[ctx.emit],
+                command=f"Train page: {run_dir.name}",
+            )
+            ctx.on_stop(trainer.stop)
+            if resume:
+                trainer.resume(run_dir)
+            ctx.set_progress(trainer.step, tc.max_steps, "training")
+            final = trainer.run()
+            return final.to_dict()
+        except BaseException as exc:
+            meta_path = run_dir / "run.json"
+            if meta_path.exists():
+                status = json.loads(meta_path.read_text(encoding="utf-8")).get("status")
+                if status in ACTIVE_STATUSES or status == "interrupted":
+                    runs.set_status(run_dir, "interrupted", error=jobs.describe_error(exc))
+            raise
+
+    return target
+
+
+def run_state(info, registry=None) -> str:
+    """What the page should call a run: the job's state when it is live in this process,
+    else the status on disk ("queued"/"running" with no job here means the server restarted)."""
+    reg = registry or jobs.registry()
+    job = reg.get(info.name) if hasattr(info, "name") else None
+    if job is not None and job.active:
+        return job.state
+    status = info.status
+    # run.json says running/queued but nothing here trains it: a queued run, or a running one
+    # this very process wrote, was orphaned; a live pid elsewhere (a CLI run) stays "running"
+    # and a dead one has already become "interrupted" in load_run
+    orphan = status == "queued" or (status == "running" and os.getpid() == info.extra.get("pid"))
+    if orphan and (job is None or not job.active):
+        return "interrupted"
+    return status
