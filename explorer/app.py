@@ -135,4 +135,5 @@ def main() -> None:
     nav.run()
 
 
-main()
+if __name__ == "__main__":  # `streamlit run` (and AppTest) execute this file as __main__
+    main()

@@ -274,3 +274,14 @@ def stream(model, ids, max_new_tokens, temperature, top_k, top_p, seed):
         top_p=top_p,
         seed=seed,
     )
+
+
+def stage_summary(stages) -> dict:
+    """What the sampling stages kept: counts after top-k and top-p, the most likely final id."""
+    best = int(np.argmax(stages.final))
+    return dict(
+        kept_k=int(stages.kept_top_k.sum()),
+        kept_p=int((stages.kept_top_k & stages.kept_top_p).sum()),
+        best=best,
+        best_p=float(stages.final[best]),
+    )

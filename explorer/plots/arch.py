@@ -44,6 +44,7 @@ def diagram_boxes(cfg) -> list[dict]:
     }[cfg.pos_encoding]
     act = {"gelu": "GELU", "relu": "ReLU", "swiglu": "SwiGLU (3 matrices)"}[cfg.activation]
     attn = dict(
+        id="attn",
         label="causal multi-head attention",
         detail=f"H={H} heads × D={D}; qkv C→3C, proj C→C"
         + (" + RoPE" if cfg.pos_encoding == "rope" else ""),
@@ -51,30 +52,41 @@ def diagram_boxes(cfg) -> list[dict]:
         in_block=True,
     )
     mlp = dict(
-        label="feed-forward (MLP)", detail=f"C→F→C = {C}→{F}→{C}, {act}", kind="mlp", in_block=True
+        id="mlp",
+        label="feed-forward (MLP)",
+        detail=f"C→F→C = {C}→{F}→{C}, {act}",
+        kind="mlp",
+        in_block=True,
     )
-    n1 = dict(label=f"{norm} 1", detail="", kind="norm", in_block=True)
-    n2 = dict(label=f"{norm} 2", detail="", kind="norm", in_block=True)
-    add1 = dict(label="⊕ residual add", detail="", kind="add", in_block=True)
-    add2 = dict(label="⊕ residual add", detail="", kind="add", in_block=True)
+    n1 = dict(id="norm1", label=f"{norm} 1", detail="", kind="norm", in_block=True)
+    n2 = dict(id="norm2", label=f"{norm} 2", detail="", kind="norm", in_block=True)
+    add1 = dict(id="add", label="⊕ residual add", detail="", kind="add", in_block=True)
+    add2 = dict(id="add", label="⊕ residual add", detail="", kind="add", in_block=True)
     block = (
         [n1, attn, add1, n2, mlp, add2]
         if cfg.norm_position == "pre"
         else [attn, add1, n1, mlp, add2, n2]
     )
     boxes = [
-        dict(label="token ids", detail="(B, T)", kind="io", in_block=False),
-        dict(label="token embedding", detail=f"V×C = {V}×{C}", kind="embed", in_block=False),
-        dict(label="positions", detail=pos, kind="embed", in_block=False),
-        *block,
-        dict(label=f"final {norm}", detail="", kind="norm", in_block=False),
+        dict(id="ids", label="token ids", detail="(B, T)", kind="io", in_block=False),
         dict(
+            id="tok_emb",
+            label="token embedding",
+            detail=f"V×C = {V}×{C}",
+            kind="embed",
+            in_block=False,
+        ),
+        dict(id="pos", label="positions", detail=pos, kind="embed", in_block=False),
+        *block,
+        dict(id="ln_f", label=f"final {norm}", detail="", kind="norm", in_block=False),
+        dict(
+            id="lm_head",
             label="LM head",
             detail=f"C→V = {C}→{V}" + (" (tied to token embedding)" if cfg.tie_embeddings else ""),
             kind="head",
             in_block=False,
         ),
-        dict(label="logits", detail="(B, T, V)", kind="io", in_block=False),
+        dict(id="logits", label="logits", detail="(B, T, V)", kind="io", in_block=False),
     ]
     return boxes
 
@@ -84,8 +96,8 @@ def architecture_diagram(
 ) -> go.Figure:
     """The model as stacked boxes; the repeated block is framed and labelled ×L.
 
-    counts: optional box-kind -> text written at the right of the box (e.g. parameter counts
-    per component: {"embed": "1.0M params", "attn": "263k per block", ...}).
+    counts: optional box id -> text written at the right of the box (see count_labels; ids are
+    tok_emb, pos, norm1, attn, norm2, mlp, ln_f, lm_head).
     """
     counts = counts or {}
     boxes = diagram_boxes(cfg)
@@ -139,11 +151,11 @@ def architecture_diagram(
                 showarrow=False,
                 font=dict(size=10, color="#334155"),
             )
-        if box["kind"] in counts and box["kind"] not in ("add", "io"):
+        if box["id"] in counts:
             fig.add_annotation(
                 x=6.2,
                 y=y,
-                text=counts[box["kind"]],
+                text=counts[box["id"]],
                 showarrow=False,
                 xanchor="left",
                 font=dict(size=11, color="#475569"),
