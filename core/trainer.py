@@ -311,7 +311,7 @@ class Trainer:
             prompt_ids,
             max_new_tokens=self.cfg.sample_tokens,
             temperature=self.cfg.sample_temperature,
-            top_k=50,
+            top_k=min(50, self.model.config.vocab_size),
             seed=self.cfg.seed,
         )
         self.model.train()
