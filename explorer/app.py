@@ -33,6 +33,7 @@ SECTIONS = ("Data", "Model", "Train", "Generate")
 PAGES = [
     ("Data", "tokenize.py", "Tokenize", ":material/text_fields:", "tokenize"),
     ("Model", "architecture.py", "Architecture", ":material/account_tree:", "architecture"),
+    ("Train", "train.py", "Train", ":material/model_training:", "train"),
     ("Generate", "sample.py", "Sample", ":material/casino:", "sample"),
 ]
 
