@@ -1,0 +1,141 @@
+"""AppTest for the Train page: controls, validation messages, and a tiny run started and finished.
+
+AppTest runs no timers, so the live fragment does not poll here: the test waits on the job
+registry and reruns the page itself. Runs go to a temp dir (GLASSBOX_RUNS); every background
+thread is stopped at the end.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import jobs
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "train.py")
+TINY = {  # a run of a few seconds on one core
+    "train_n_layers": 1,
+    "train_n_heads": 2,
+    "train_d_model": 16,
+    "train_context_length": 16,
+    "train_max_steps": 8,
+    "train_micro_batch": 4,
+    "train_eval_every": 4,
+    "train_frames": 2,
+    "train_corpus_kb": 20,
+    "train_vocab_size": 300,
+    "train_warmup_steps": 2,
+}
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(jobs, "_REGISTRY", jobs.JobRegistry(max_concurrent=1))
+    yield tmp_path / "runs"
+    assert jobs.registry().stop_all(timeout=60), "a training thread outlived the test"
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    return at
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def start_button(at):
+    return at.button(key="train_start")
+
+
+def test_new_run_view_renders_with_estimate(runs_root):
+    at = page().run()
+    assert not at.exception
+    assert at.segmented_control(key="train_view").value == "New run"
+    labels = [m.label for m in at.metric]
+    assert labels == ["Parameters", "Memory", "Time (rough)"]
+    assert not start_button(at).disabled
+
+
+def test_preset_fills_the_sizes(runs_root):
+    at = page().run()
+    at.selectbox(key="train_preset").select("tiny").run()
+    assert at.number_input(key="train_d_model").value == 32
+    assert at.number_input(key="train_n_layers").value == 2
+    assert not at.exception
+
+
+def test_invalid_heads_shows_a_message_and_disables_start(runs_root):
+    at = page().run()
+    at.number_input(key="train_n_heads").set_value(3).run()  # 64 is not divisible by 3
+    assert any("n_heads" in e for e in errors(at))
+    assert start_button(at).disabled
+    assert "Fix the fields" in " ".join(i.value for i in at.info)
+
+
+def test_upload_corpus_needs_a_file(runs_root):
+    at = page().run()
+    at.radio(key="train_corpus").set_value("upload").run()
+    assert any("upload a UTF-8 text file" in e for e in errors(at))
+    assert start_button(at).disabled
+
+
+def test_bad_run_name_is_refused(runs_root):
+    at = page().run()
+    at.text_input(key="train_label").input("my run/../x").run()
+    assert any("run name" in e for e in errors(at))
+
+
+def test_watch_and_runs_views_with_no_runs(runs_root):
+    at = page().run()
+    at.segmented_control(key="train_view").set_value("Watch").run()
+    assert "No runs yet" in at.info[0].value
+    at.segmented_control(key="train_view").set_value("Runs").run()
+    assert "No runs yet" in at.info[0].value
+    at.segmented_control(key="train_view").set_value("Time-lapse").run()
+    assert not at.exception
+
+
+@pytest.mark.slow
+def test_tiny_run_starts_finishes_and_can_be_managed(runs_root):
+    at = page().run()
+    for key, value in TINY.items():
+        at.session_state[key] = value
+    at.text_input(key="train_label").input("apptest-run").run()
+    assert not errors(at), errors(at)
+    start_button(at).click().run()
+    assert not at.exception
+    assert at.query_params["run"] == ["apptest-run"]
+    assert at.segmented_control(key="train_view").value == "Watch"
+    job = jobs.registry().get("apptest-run")
+    assert job is not None and job.wait(120), "the tiny run did not finish"
+    assert job.state == jobs.DONE, job.error
+    at.run()
+    assert not at.exception
+    assert any("Finished (done)" in s.value for s in at.success)
+    assert len(at.get("plotly_chart")) >= 4
+
+    # it is a model every page can pick now
+    from explorer.registry import list_models
+
+    assert "run:apptest-run" in [e.key for e in list_models()]
+
+    # the time-lapse of the new run scrubs
+    at.segmented_control(key="train_view").set_value("Time-lapse").run()
+    assert not at.exception
+    slider = at.select_slider(key="train_tl_step")
+    assert slider.options[-1] == "8"
+    slider.set_value(slider.options[0]).run()
+    assert not at.exception
+
+    # runs view: rename, then delete only after confirming
+    at.segmented_control(key="train_view").set_value("Runs").run()
+    at.text_input(key="train_rename_to").input("renamed").run()
+    at.button(key="train_rename").click().run()
+    assert (runs_root / "renamed" / "run.json").exists()
+    assert at.button(key="train_delete").disabled
+    at.checkbox(key="train_delete_sure").check().run()
+    at.button(key="train_delete").click().run()
+    assert not (runs_root / "renamed").exists()
+    assert not at.exception
