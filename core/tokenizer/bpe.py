@@ -242,6 +242,10 @@ def train_bpe(
     if not isinstance(text, str):
         raise TokenizerError("train_bpe needs text (a str)")
     pattern = resolve_pattern(pattern)
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise TokenizerError(f"the pre-tokenisation pattern is not a valid regex: {e}") from e
     t0 = time.perf_counter()
     word_counts = count_pretokens(text, pattern, special_tokens)
     t1 = time.perf_counter()

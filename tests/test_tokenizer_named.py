@@ -1,0 +1,135 @@
+"""Named tiktoken encodings are found on local disk only: a ranks file the user points to,
+GLASSBOX_TIKTOKEN_DIR, or tiktoken's cache (sha1 of the URL). Nothing downloads; a missing
+file is a quick, plain TokenizerUnavailable. Tests build a stand-in cache from our own ranks."""
+
+import base64
+import hashlib
+import time
+
+import pytest
+import tiktoken
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.corpora import tinytales
+from core.tokenizer import (
+    GPT2_PATTERN,
+    TokenizerError,
+    TokenizerUnavailable,
+    available_named_encodings,
+    explain,
+    load_tokenizer,
+    named_encoding,
+    train_bpe,
+)
+from core.tokenizer import named as N
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """An empty tiktoken cache, and get_encoding booby-trapped: we must never call it."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    monkeypatch.delenv("GLASSBOX_TIKTOKEN_DIR", raising=False)
+
+    def no_download(*a, **k):
+        raise AssertionError("tiktoken.get_encoding was called (it downloads)")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", no_download)
+    N._load.cache_clear()
+    return cache
+
+
+def write_ranks(path, vocab):
+    path.write_bytes(b"".join(base64.b64encode(b) + b" %d\n" % i for i, b in enumerate(vocab)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_vocab():
+    return train_bpe(tinytales.generate(20_000), 500, pattern=GPT2_PATTERN).vocab
+
+
+def test_missing_is_plain_and_fast(isolated_cache):
+    t0 = time.perf_counter()
+    with pytest.raises(TokenizerUnavailable, match="not available offline"):
+        named_encoding("cl100k_base")
+    assert time.perf_counter() - t0 < 2  # a file check, never a network wait
+    assert available_named_encodings() == {
+        "gpt2": False, "r50k_base": False, "cl100k_base": False, "o200k_base": False
+    }  # fmt: skip
+
+
+def test_cache_file_is_sha1_of_url(isolated_cache):
+    url = "https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken"
+    assert N.cache_file("gpt2") == isolated_cache / hashlib.sha1(url.encode()).hexdigest()
+
+
+def test_found_in_tiktoken_cache(isolated_cache, small_vocab):
+    write_ranks(N.cache_file("r50k_base"), small_vocab)
+    avail = available_named_encodings()
+    assert avail["gpt2"] and avail["r50k_base"] and not avail["o200k_base"]
+    tok = named_encoding("gpt2", verify=False)
+    assert tok.name == "gpt2" and tok.pattern == GPT2_PATTERN
+    assert tok.eot_id == 50256 and tok.vocab_size == 50257
+    text = "Once upon a time<|endoftext|> there was a fox."
+    assert tok.decode(tok.encode(text)) == text
+    assert explain.encode(tok, text) == tok.encode(text)
+    # the stand-in is not the real file: with verification on, the sha256 check says so
+    N._load.cache_clear()
+    with pytest.raises(TokenizerError, match="sha256"):
+        named_encoding("gpt2")
+
+
+def test_user_given_file_and_env_dir(tmp_path, monkeypatch, small_vocab):
+    f = write_ranks(tmp_path / "r50k_base.tiktoken", small_vocab)
+    assert named_encoding("r50k_base", f, verify=False).vocab == small_vocab
+    with pytest.raises(TokenizerUnavailable, match="does not exist"):
+        named_encoding("r50k_base", tmp_path / "nope.tiktoken")
+    monkeypatch.setenv("GLASSBOX_TIKTOKEN_DIR", str(tmp_path))
+    assert available_named_encodings()["r50k_base"]
+    # load_tokenizer accepts a .tiktoken file too
+    assert load_tokenizer(f).vocab == small_vocab
+
+
+def test_unknown_name():
+    with pytest.raises(TokenizerError, match="unknown encoding"):
+        named_encoding("gpt5")
+
+
+# ---- real GPT-2 ranks, only where the file is on this machine (never downloaded) ----------
+def _real_gpt2():
+    import os
+    import tempfile
+    from pathlib import Path
+
+    for d in filter(
+        None,
+        [os.environ.get("TIKTOKEN_CACHE_DIR"), str(Path(tempfile.gettempdir()) / "data-gym-cache")],
+    ):
+        p = (
+            Path(d)
+            / hashlib.sha1(
+                b"https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken"
+            ).hexdigest()
+        )
+        if p.is_file():
+            return p
+    return None
+
+
+REAL = _real_gpt2()
+
+
+@pytest.mark.skipif(
+    REAL is None, reason="GPT-2 ranks (r50k_base.tiktoken) not cached on this machine"
+)
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=60))
+def test_python_encoder_reproduces_gpt2(text):
+    tok = named_encoding("gpt2", REAL)
+    assert explain.encode(tok, text) == tok.encode(text)
+    assert tok.encode("Hello world") == [15496, 995]
