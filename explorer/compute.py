@@ -25,38 +25,45 @@ class ModelUnavailable(Exception):
 
 
 def load_model(kind: str, path: str | None):
-    """(model, tokenizer, config, run_dir, meta) for a registry entry; eval mode, frozen."""
-    from core.checkpoint import CheckpointError, load_checkpoint
+    """(model, tokenizer, config, run_dir, meta) for a registry entry; eval mode, frozen.
 
-    if kind == "gpt2":
-        from core.hf_gpt2 import import_hf_gpt2
-
-        from core.tokenizer import named_encoding
-
-        try:
-            model = import_hf_gpt2(path)
-            tokenizer = named_encoding("gpt2")
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a plain message
-            raise ModelUnavailable(f"GPT-2 could not be loaded from {path}: {exc}") from exc
-        return _freeze(model), tokenizer, model.config, None, {"source": str(path)}
+    Every failure becomes ModelUnavailable with a plain message (never a traceback in a page).
+    """
     p = Path(path) if path else None
-    if p is None or not p.exists():
+    if kind != "gpt2" and (p is None or not p.exists()):
         where = "assets/default" if kind == "default" else str(path)
         raise ModelUnavailable(
             f"No model at {where}. The shipped model has not been built yet or was removed; "
-            "train one on the Train page or run `python -m core.train` to create it."
+            "train one on the Train page or with `python -m core.train`."
         )
-    ckpt, error = None, None
-    for candidate in (p, p / "ckpt"):
-        if not candidate.exists():
-            continue
-        try:
-            ckpt = load_checkpoint(candidate)
-            break
-        except CheckpointError as exc:
-            error = exc
-    if ckpt is None:
-        raise ModelUnavailable(f"{p.name} is not a loadable checkpoint: {error}")
+    try:
+        return _gpt2(path) if kind == "gpt2" else _from_checkpoint(p)
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure (bad file, missing module) -> message
+        raise ModelUnavailable(f"The model at {path} could not be loaded: {exc}") from exc
+
+
+def _gpt2(path):
+    from core.hf_gpt2 import import_hf_gpt2
+
+    from core.tokenizer import named_encoding
+
+    model = import_hf_gpt2(path)
+    return _freeze(model), named_encoding("gpt2"), model.config, None, {"source": str(path)}
+
+
+def _from_checkpoint(p: Path):
+    from core.checkpoint import load_checkpoint
+
+    target = p
+    if (p / "run.json").is_file():  # a run dir: its newest complete checkpoint
+        from core.runs import latest_checkpoint
+
+        target = latest_checkpoint(p)
+        if target is None:
+            raise ModelUnavailable(f"The run {p.name} has no complete checkpoint yet.")
+    ckpt = load_checkpoint(target)
     tokenizer = ckpt.tokenizer
     if tokenizer is None and (p / "tokenizer.json").is_file():
         from core.tokenizer import load_tokenizer

@@ -12,7 +12,6 @@ Keys are small strings that travel in the URL (`?model=...`):
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -60,39 +59,32 @@ def gpt2_dir() -> Path | None:
     return None
 
 
-def _run_status(run_dir: Path) -> str | None:
-    try:
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    status = info.get("status") if isinstance(info, dict) else None
-    return status if isinstance(status, str) else None
-
-
 def _has_checkpoint(run_dir: Path) -> bool:
-    return any(
-        (p / "LATEST").is_file() or (p / "model.safetensors").is_file()
-        for p in (run_dir, run_dir / "ckpt")
-    )
+    from core.runs import latest_checkpoint
+
+    return latest_checkpoint(run_dir) is not None or (run_dir / "model.safetensors").is_file()
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[ModelEntry]:
-    """Finished runs (done / stopped / interrupted) that have a checkpoint, newest first."""
-    base = runs_dir(root)
-    if not base.is_dir():
-        return []
-    found = []
-    for run_dir in base.iterdir():
-        if not run_dir.is_dir() or not _RUN_NAME.match(run_dir.name):
-            continue
-        status = _run_status(run_dir)
-        if status in FINISHED and _has_checkpoint(run_dir):
-            found.append((run_dir.stat().st_mtime, run_dir, status))
-    found.sort(key=lambda t: t[0], reverse=True)
-    return [
-        ModelEntry(f"run:{d.name}", f"run: {d.name} ({status})", "run", str(d))
-        for _, d, status in found
-    ]
+    """Finished runs (done / stopped / interrupted) with a complete checkpoint, newest first.
+
+    core.runs reads the status (a 'running' run whose process is gone reads 'interrupted').
+    """
+    from core.runs import list_runs as _list_runs
+
+    out = []
+    for info in _list_runs(runs_dir(root)):
+        name = info.path.name
+        if info.status in FINISHED and info.latest_checkpoint is not None and _RUN_NAME.match(name):
+            out.append(
+                ModelEntry(
+                    f"run:{name}",
+                    f"run: {name} ({info.status}, step {info.step})",
+                    "run",
+                    str(info.path),
+                )
+            )
+    return out
 
 
 def list_models(runs_root: str | os.PathLike | None = None) -> list[ModelEntry]:

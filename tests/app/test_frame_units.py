@@ -3,6 +3,9 @@ navigation spec and the small compute helpers."""
 
 import io
 import json
+import os
+import socket
+import time
 import zipfile
 
 import pytest
@@ -13,9 +16,11 @@ from explorer import compute, registry, widgets
 def make_run(root, name, status="done", ckpt=True):
     d = root / name
     d.mkdir(parents=True)
-    (d / "run.json").write_text(json.dumps({"status": status}))
+    alive = {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": time.time()}
+    (d / "run.json").write_text(json.dumps({"status": status, **alive}))
     if ckpt:
         (d / "ckpt").mkdir()
+        (d / "ckpt" / "step_000001").mkdir()
         (d / "ckpt" / "LATEST").write_text("step_000001")
     return d
 
