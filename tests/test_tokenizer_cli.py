@@ -38,7 +38,9 @@ def test_train_encode_trace(tmp_path, capsys):
     assert ids == tok.encode("Once upon a time")
 
     assert main(["encode", "--tokenizer", str(out), "--labels", "Once"]) == 0
-    assert "\t'Once'" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(line.split("\t")[0]) for line in lines] == tok.encode("Once")
+    assert "".join(eval(line.split("\t")[1]) for line in lines) == "Once"
 
     assert main(["trace", "--tokenizer", str(out), "--json", " upon"]) == 0
     records = json.loads(capsys.readouterr().out)
