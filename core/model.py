@@ -149,6 +149,18 @@ class GPT(nn.Module):
             x = x + pos
         return x
 
+    def _trunk(self, ids: torch.Tensor, p: float = 0.0, rec=None) -> torch.Tensor:
+        """Embedding and every block: the residual stream after the last block (B, T, C)."""
+        x = _drop(self.embed(ids, 0, rec), p)
+        rope = self._rope(0, ids.shape[1])
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, p, rec, f"blocks.{i}." if rec is not None else "")
+        return x
+
+    def last_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits of the last position only (B, V), fast path, never dropout: for generation."""
+        return self.lm_head(self.ln_f(self._trunk(ids)[:, -1]))
+
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None, *, recorder=None):
         """Logits (B, T, V) for every position and the loss (or None).
 
@@ -157,11 +169,7 @@ class GPT(nn.Module):
         """
         B, T = ids.shape
         p = self.config.dropout if (self.training and recorder is None) else 0.0
-        x = _drop(self.embed(ids, 0, recorder), p)
-        rope = self._rope(0, T)
-        for i, block in enumerate(self.blocks):
-            x = block(x, rope, p, recorder, f"blocks.{i}." if recorder is not None else "")
-        x = self.ln_f(x)
+        x = self.ln_f(self._trunk(ids, p, recorder))
         logits = self.lm_head(x)  # (B, T, V)
         if recorder is not None:
             recorder.put("ln_f.out", x)
