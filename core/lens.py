@@ -209,6 +209,7 @@ class AttentionSteps:
     out: np.ndarray | None  # (C,) this head's share of attn.out: z @ W_O[:, head slice]^T
     shapes: dict[str, str]  # tensor name -> shape, in the B, H, T, D vocabulary
     steps: list[dict] = field(default_factory=list)  # ordered records for the page
+    check_error: float = 0.0  # max |weights - captured_weights|: the recomputation is exact
 
 
 def attention_steps(trace: dict, layer: int, head: int, query: int, model=None, batch: int = 0):
@@ -260,4 +261,5 @@ def attention_steps(trace: dict, layer: int, head: int, query: int, model=None, 
         trace[f"{pre}.pattern"][batch, head, query].numpy(),
         trace[f"{pre}.z"][batch, head, query].numpy(),
         out, shapes, steps,
+        float(np.abs(f32(weights) - trace[f"{pre}.pattern"][batch, head, query].numpy()).max()),
     )  # fmt: skip

@@ -152,6 +152,7 @@ def umap_2d(matrix, seed=0, params=None, progress: Callable[[float], None] | Non
         random_state=seed,  # determinism (STYLE 17); costs parallelism, measured acceptable
         force_approximation_algorithm=True,
         low_memory=True,
+        n_jobs=1,  # random_state forces one thread anyway; saying so silences a warning
         **kw,
     )
     return reducer.fit_transform(np.asarray(matrix, dtype=np.float32)).astype(np.float32)
@@ -221,7 +222,11 @@ def _warm_up() -> None:
         rng = np.random.default_rng(0)
         umap = _import_umap()
         umap.UMAP(
-            n_components=2, n_epochs=10, random_state=0, force_approximation_algorithm=True
+            n_components=2,
+            n_epochs=10,
+            random_state=0,
+            force_approximation_algorithm=True,
+            n_jobs=1,
         ).fit_transform(rng.normal(size=(4096, 16)).astype(np.float32))
         _warm.update(state="warm", seconds=time.perf_counter() - t0)
     except Exception as exc:  # warm-up is an optimisation; failure must not break anything

@@ -33,6 +33,9 @@ SECTIONS = ("Data", "Model", "Train", "Generate")
 PAGES = [
     ("Data", "tokenize.py", "Tokenize", ":material/text_fields:", "tokenize"),
     ("Model", "architecture.py", "Architecture", ":material/account_tree:", "architecture"),
+    ("Model", "embeddings.py", "Embeddings", ":material/scatter_plot:", "embeddings"),
+    ("Model", "attention.py", "Attention", ":material/grid_view:", "attention"),
+    ("Model", "activations.py", "Activations", ":material/stacked_line_chart:", "activations"),
     ("Train", "train.py", "Train", ":material/model_training:", "train"),
     ("Generate", "sample.py", "Sample", ":material/casino:", "sample"),
 ]

@@ -25,6 +25,10 @@ CATEGORY_COLOURS = (
     "#65a30d",
     "#ca8a04",
     "#4f46e5",
+    "#0d9488",
+    "#b45309",
+    "#7c3aed",
+    "#be123c",
 )
 OTHER_COLOUR = "#cbd5e1"
 COLOUR_BY = ("category", "frequency", "length")

@@ -1,0 +1,81 @@
+"""AppTest for the Attention page: grid, a simulated thumbnail click, scores, step-through."""
+
+import json
+from pathlib import Path
+
+import pytest
+from _inside_model import use_model
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "attention.py")
+PROMPT = "Once upon a time, Lily saw a red fox. Lily saw a red fox again."
+
+
+@pytest.fixture
+def lm(monkeypatch):
+    return use_model(monkeypatch)
+
+
+def page(prompt=PROMPT) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["prompt"] = prompt
+    return at
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_renders_every_head(lm):
+    at = page().run()
+    assert not at.exception, at.exception
+    grid = charts(at)[0]
+    L, H = lm.config.n_layers, lm.config.n_heads
+    assert grid["layout"]["xaxis"]["ticktext"] == [f"head {h}" for h in range(H)]
+    assert grid["layout"]["yaxis"]["ticktext"] == [f"layer {i}" for i in range(L)]
+    big = charts(at)[1]
+    assert "Layer 0, head 0" in big["layout"]["title"]["text"]
+    n_tokens = len(lm.tokenizer.encode(PROMPT))
+    assert len(big["data"][0]["x"]) == n_tokens
+    assert len(at.markdown) >= 3  # one sentence per head role
+
+
+def test_thumbnail_click_enlarges_that_head(lm):
+    at = page().run()
+    L, H = lm.config.n_layers, lm.config.n_heads
+    at.session_state["att_grid"] = {
+        "selection": {
+            "points": [{"customdata": [L - 1, H - 1]}],
+            "point_indices": [0],
+            "box": [],
+            "lasso": [],
+        }
+    }
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="att_layer").value == L - 1
+    assert at.selectbox(key="att_head").value == H - 1
+    assert f"Layer {L - 1}, head {H - 1}" in charts(at)[1]["layout"]["title"]["text"]
+    assert any(f"Layer {L - 1}, head {H - 1}, step by step" in h.value for h in at.subheader)
+    # the selectors still work after a click (the old click is not re-applied)
+    at.selectbox(key="att_layer").set_value(0).run()
+    assert "Layer 0, head" in charts(at)[1]["layout"]["title"]["text"]
+
+
+def test_step_through_changes_with_the_query(lm):
+    at = page().run()
+    n = len(lm.tokenizer.encode(PROMPT))
+    table = at.dataframe[0].value
+    assert len(table) == n and (table["after mask"] != "−∞").all()  # last query sees everything
+    assert abs(table["softmax weight"].sum() - 1) < 1e-5
+    at.slider(key="att_query").set_value(2).run()
+    table = at.dataframe[0].value
+    assert (table["after mask"][3:] == "−∞").all() and (table["softmax weight"][3:] == 0).all()
+    steps = at.dataframe[1].value
+    assert list(steps["step"])[:3] == ["query vector q", "key vectors k", "dot products"]
+    assert steps["step"].iloc[-1] == "output"
+
+
+def test_empty_prompt_is_a_message(lm):
+    at = page("").run()
+    assert not at.exception and at.info
