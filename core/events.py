@@ -82,7 +82,8 @@ class CheckpointEvent(Event):
 class TimelapseEvent(Event):
     kind = "timelapse"
     frame: int  # index of the frame in the time-lapse
-    head_scores: dict[str, list[list[float]]]  # "previous_token" | "first_token" | "induction" -> (L,H)
+    # "previous_token" | "first_token" | "induction" -> (L, H) nested lists
+    head_scores: dict[str, list[list[float]]]
     probe_loss: float  # mean per-token loss on the probe text
 
 
