@@ -213,6 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(
         model, train_ids, val_ids, train_cfg, tokenizer=tok, run_dir=out, dist=dist, command=command
     )
+    if dist.is_main:
+        import hashlib
+
+        from core.runs import create_run
+
+        # the data's fingerprint, so a later change to a corpus generator is detectable
+        corpus = {
+            "name": "text:" + Path(args.text).name if args.text else args.corpus,
+            "bytes": len(text.encode("utf-8")),
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "tokens": int(len(ids)),
+            "vocab_size": tok.vocab_size,
+        }
+        create_run(
+            out,
+            model=model_cfg.to_dict(),
+            train=train_cfg.to_dict(),
+            command=command,
+            seed=train_cfg.seed,
+            corpus=corpus,
+        )
     if not args.quiet and dist.is_main:
         trainer.subscribe(ProgressBar())
     if args.resume:
