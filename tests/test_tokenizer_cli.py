@@ -1,5 +1,6 @@
 """`python -m core.tokenizer train|encode|trace`: works end to end, fails with one clear line."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_train_encode_trace(tmp_path, capsys):
     assert main(["encode", "--tokenizer", str(out), "--labels", "Once"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [int(line.split("\t")[0]) for line in lines] == tok.encode("Once")
-    assert "".join(eval(line.split("\t")[1]) for line in lines) == "Once"
+    assert "".join(ast.literal_eval(line.split("\t")[1]) for line in lines) == "Once"
 
     assert main(["trace", "--tokenizer", str(out), "--json", " upon"]) == 0
     records = json.loads(capsys.readouterr().out)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import sysconfig
 from functools import lru_cache
 from pathlib import Path
 
 EOT = "<|endoftext|>"
+MAX_BYTES = 1_500_000  # Python 3.11 ships ~1.76 MB of such prose; keep a margin across versions
 MIN_DOC = 200  # shorter docstrings are mostly one-liners ("Return x.")
 
 
@@ -53,8 +55,11 @@ def stdlib_docstrings():
 def generate(n_bytes: int | None = None) -> str:
     """Topics, then stdlib docstrings, joined by <|endoftext|>; at most n_bytes UTF-8 bytes.
 
-    n_bytes=None gives the topics alone. Raises ValueError if Python ships less than asked.
+    n_bytes=None gives the topics alone (~0.46 MB). Raises ValueError above MAX_BYTES or
+    if this Python ships less than asked. Sizes above the topics parse stdlib files (~4 s/MB).
     """
+    if n_bytes is not None and n_bytes > MAX_BYTES:
+        raise ValueError(f"pyprose has only about {MAX_BYTES:,} bytes; asked for {n_bytes:,}")
     docs = topics()
     if n_bytes is None:
         return EOT.join(docs)
@@ -70,12 +75,13 @@ def generate(n_bytes: int | None = None) -> str:
         total += cost
         return True
 
-    for doc in docs:
-        if not take(doc):
-            return EOT.join(out) if out else doc.encode("utf-8")[:n_bytes].decode("utf-8", "ignore")
-    for doc in stdlib_docstrings():
+    # a document that does not fit is skipped (later ones may); stop once nearly full
+    more = stdlib_docstrings() if n_bytes > 480_000 else ()
+    for doc in itertools.chain(docs, more):
         if not take(doc) and total > 0.98 * n_bytes:
             return EOT.join(out)
+    if not out:  # smaller than any document: the start of the first
+        return docs[0].encode("utf-8")[:n_bytes].decode("utf-8", "ignore")
     if total < 0.9 * n_bytes:
         raise ValueError(f"pyprose has only {total} bytes on this Python; asked for {n_bytes}")
     return EOT.join(out)

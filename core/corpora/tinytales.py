@@ -155,7 +155,7 @@ def _story(rng: random.Random) -> str:
 
 
 def _count(rng, w, h, f, pet, obj, animal, place):
-    n = 2 + rng.randrange(8)
+    n = 2 + rng.randrange(11)
     thing = rng.choice([rng.choice(ANIMALS), rng.choice(OBJECTS), rng.choice(FOODS)])
     col = rng.choice(COLOURS)
     things = plural(thing)
