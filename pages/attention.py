@@ -55,15 +55,16 @@ st.session_state["att_layer"] = min(st.session_state["att_layer"], L - 1)
 st.session_state["att_head"] = min(st.session_state["att_head"], H - 1)
 
 st.subheader(f"All {L * H} heads")
-grid_col, big_col = st.columns([2, 3])
+grid_col, big_col = st.columns([1, 1])
 with grid_col:
     st.caption("Click a thumbnail to enlarge it.")
     grid_fig = aplots.head_grid(
         patterns,
         selected=(st.session_state["att_layer"], st.session_state["att_head"]),
-        height=min(720, 120 + 110 * L),
     )
-    st.plotly_chart(grid_fig, key="att_grid", on_select="rerun", selection_mode="points")
+    st.plotly_chart(
+        grid_fig, key="att_grid", on_select="rerun", selection_mode="points", width="content"
+    )
 with big_col:
     s1, s2 = st.columns(2)
     layer = s1.selectbox("Layer", list(range(L)), key="att_layer")

@@ -136,7 +136,7 @@ def logit_lens_figure(
         height=height or int(140 + 30 * S),
         title="Logit lens: the top next-token guess after each sub-layer",
     )
-    fig.update_layout(yaxis=dict(autorange="reversed"), xaxis=dict(tickangle=-60, side="top"))
+    fig.update_layout(yaxis=dict(autorange="reversed"), xaxis=dict(tickangle=-60))
     return fig
 
 

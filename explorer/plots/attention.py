@@ -38,68 +38,70 @@ def grid_geometry(T: int, gap: int | None = None) -> tuple[int, int]:
     return gap, T + gap
 
 
-def head_grid(patterns: np.ndarray, selected: tuple[int, int] | None = None, height=None):
-    """patterns (L, H, T, T) float in [0, 1] -> a mosaic of L rows x H columns of thumbnails."""
+def head_grid(patterns: np.ndarray, selected: tuple[int, int] | None = None, width: int = 460):
+    """patterns (L, H, T, T) float in [0, 1] -> a mosaic of L rows x H columns of thumbnails.
+
+    The figure has a fixed pixel size (`width`, height to match) so each click target can be
+    sized to cover its tile exactly.
+    """
     pats = np.asarray(patterns, dtype=np.float32)
     L, H, T, _ = pats.shape
     gap, step = grid_geometry(T)
     mosaic = np.full((L * step - gap, H * step - gap), np.nan, dtype=np.float32)
+    lower = np.tril(np.ones((T, T), bool))
     for i in range(L):
         for h in range(H):
-            tile = np.where(np.tril(np.ones((T, T), bool)), pats[i, h], np.nan)
-            mosaic[i * step : i * step + T, h * step : h * step + T] = tile
+            mosaic[i * step : i * step + T, h * step : h * step + T] = np.where(
+                lower, pats[i, h], np.nan
+            )
+    left, top = 64, 28
+    cell = (width - left - 8) / (mosaic.shape[1] + gap)  # pixels per attention cell
+    height = int(cell * (mosaic.shape[0] + gap) + top + 8)
     centres = (np.arange(max(L, H)) * step + (T - 1) / 2).astype(np.float32)
     fig = go.Figure(
-        go.Heatmap(
-            z=mosaic,
-            zmin=0,
-            zmax=1,
-            colorscale="Blues",
-            showscale=False,
-            hoverinfo="skip",
-        )
+        go.Heatmap(z=mosaic, zmin=0, zmax=1, colorscale="Blues", showscale=False, hoverinfo="skip")
     )
     cx, cy = np.meshgrid(centres[:H], centres[:L])  # (L, H)
     lh = np.stack(np.meshgrid(np.arange(L), np.arange(H), indexing="ij"), -1).reshape(-1, 2)
-    px = 620 if height is None else height
-    cell_px = max(8.0, px / max(L, 1) * T / step * 0.9)
     fig.add_trace(
         go.Scatter(
-            x=cx.reshape(-1),
-            y=cy.reshape(-1),
+            x=cx.reshape(-1).astype(np.float32),
+            y=cy.reshape(-1).astype(np.float32),
             mode="markers",
-            marker=dict(symbol="square", size=cell_px, color="rgba(37,99,235,0.02)"),
+            # invisible but hit-testable: a click anywhere on a tile selects that head
+            marker=dict(symbol="square", size=max(6.0, cell * T), color="rgba(0,0,0,0)"),
             customdata=lh.astype(np.int32),
             hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to enlarge<extra></extra>",
             name="heads",
             showlegend=False,
+            selected=dict(marker=dict(opacity=1)),
+            unselected=dict(marker=dict(opacity=1)),
         )
     )
     if selected is not None:
         li, hi = selected
         x0, y0 = hi * step - gap / 2 - 0.5, li * step - gap / 2 - 0.5
         fig.add_shape(
-            type="rect",
-            x0=x0,
-            y0=y0,
-            x1=x0 + step,
-            y1=y0 + step,
+            type="rect", x0=x0, y0=y0, x1=x0 + step, y1=y0 + step,
             line=dict(color="#f43f5e", width=3),
-        )
-    base_layout(fig, height=px)
+        )  # fmt: skip
+    base_layout(fig, height=height)
     fig.update_layout(
+        width=width,
         xaxis=dict(
-            tickvals=centres[:H], ticktext=[f"head {h}" for h in range(H)], side="top",
-            showgrid=False, zeroline=False, constrain="domain",
+            tickvals=centres[:H], ticktext=[f"h{h}" for h in range(H)], side="top", tickangle=0,
+            showgrid=False, zeroline=False, fixedrange=True,
+            range=[-0.5 - gap / 2, mosaic.shape[1] - 0.5 + gap / 2],
         ),
         yaxis=dict(
-            tickvals=centres[:L], ticktext=[f"layer {i}" for i in range(L)], autorange="reversed",
-            showgrid=False, zeroline=False, scaleanchor="x",
+            tickvals=centres[:L], ticktext=[f"layer {i}" for i in range(L)],
+            range=[mosaic.shape[0] - 0.5 + gap / 2, -0.5 - gap / 2],
+            showgrid=False, zeroline=False, fixedrange=True,
         ),
         clickmode="event+select",
         dragmode=False,
         hovermode="closest",
-        margin=dict(l=10, r=10, t=30, b=10),
+        margin=dict(l=left, r=8, t=top, b=8),
     )  # fmt: skip
     return fig
 
@@ -162,6 +164,7 @@ def head_scores_figure(scores: dict[str, np.ndarray], height: int = 320) -> go.F
         )
         fig.update_yaxes(autorange="reversed", row=1, col=j)
     base_layout(fig, height=height)
+    fig.update_layout(margin=dict(t=40))
     return fig
 
 

@@ -79,6 +79,7 @@ def embedding_map(
                     text=[hover[i] for i in m],
                     customdata=ids[m],
                     hovertemplate=tmpl,
+                    unselected=dict(marker=dict(opacity=0.75)),  # a click must not grey the map
                 )
             )
     else:
@@ -102,6 +103,7 @@ def embedding_map(
                 text=hover,
                 customdata=ids,
                 hovertemplate=tmpl,
+                unselected=dict(marker=dict(opacity=0.8)),
             )
         )
     if neighbours:
@@ -141,6 +143,7 @@ def embedding_map(
         xaxis=dict(showticklabels=False, zeroline=False, showgrid=False, title=None),
         yaxis=dict(showticklabels=False, zeroline=False, showgrid=False, title=None),
         dragmode="pan",
+        legend=dict(orientation="v", x=1.01, y=1, yanchor="top", itemsizing="constant"),
         clickmode="event+select",
         hovermode="closest",
     )
