@@ -92,8 +92,9 @@ def test_replay_is_encoding_with_the_first_k_merges(tok):
         assert replay[k] == small.encode(text), k
     # events, not copies: at most one event per byte, each at a merge that changes the text
     assert len(replay.events) <= len(text.encode())
-    assert all(replay.changed_at(e["merge"]) for e in replay.events)
-    assert replay.steps == sorted({e["merge"] for e in replay.events})
+    assert set(replay.steps) <= {e["merge"] for e in replay.events}
+    for k in range(1, len(replay)):  # steps are exactly the merges that change the text
+        assert (replay[k] != replay[k - 1]) == replay.changed_at(k), k
 
 
 def test_trace_records(tok):
@@ -200,3 +201,16 @@ def test_invalid_vocabularies():
         BPETokenizer([bytes([i]) for i in range(255)])
     with pytest.raises(TokenizerError, match="twice"):
         BPETokenizer([bytes([i]) for i in range(256)] + [b"a"])
+
+
+def test_replay_when_a_merge_enables_an_earlier_rank():
+    """A ranks file may hold "abc" (rank 257) before "bc" (rank 258): on "abcd" BPE applies
+    258 then 257, and the text changes only once merge 3 exists."""
+    vocab = [bytes([i]) for i in range(256)] + [b"xy", b"abc", b"bc"]
+    tok = BPETokenizer(vocab, pattern=r"\S+|\s+")
+    replay = tok.replay("abcd")
+    assert sorted(e["merge"] for e in replay.events) == [2, 3]
+    for k in range(len(replay)):
+        assert replay[k] == BPETokenizer(vocab[: 256 + k], pattern=r"\S+|\s+").encode("abcd"), k
+    assert replay.steps == [3]
+    assert explain.encode(tok, "abcd") == tok.encode("abcd") == [257, ord("d")]

@@ -15,7 +15,7 @@ as change events (one per applied merge) rather than one copy of the text per k.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import regex
@@ -164,33 +164,32 @@ def trace(tok, text: str) -> list[dict]:
 class Replay(Sequence):
     """replay[k] = the ids of the text when only the first k merges exist (0 <= k <= n_merges).
 
-    replay[0] is one token per byte; replay[len - 1] is the full encoding. Internally each
-    chunk keeps its starting ids and its merge events in order (rank, position, new id), and
-    replay[k] applies each chunk's events up to the first one at or above rank 256 + k.
+    replay[0] is one token per byte; replay[len - 1] is the full encoding. A chunk's merges
+    come in the order BPE applied them; with a vocabulary cut at merge k, BPE applies them up to
+    the first one above k. So event j of a chunk is in effect from merge number
+    max(merge numbers of events 0..j) on, and each chunk keeps its states after each event
+    (chunks are short) plus those thresholds: replay[k] is a bisect per chunk, not a re-run.
     `.events` lists every event (merge number, chunk index, position, left, right, new id);
     `.steps` the merge numbers at which this text changes (what a slider can jump between).
     """
 
     def __init__(self, tok, text: str):
         self.n_merges = tok.n_merges
-        self._chunks: list[tuple[list[int], list[tuple[int, int, int]]]] = []
+        self._chunks: list[tuple[list[int], list[tuple[int, ...]]]] = []
         self.events: list[dict] = []
         for ci, rec in enumerate(trace(tok, text)):
-            evs = [(m["rank"], m["position"], m["new"]) for m in rec["merges"]]
-            self._chunks.append((rec["start_ids"], evs))
+            thresholds: list[int] = []
+            states = [tuple(rec["start_ids"])]
             for m in rec["merges"]:
+                thresholds.append(max(m["merge"], thresholds[-1] if thresholds else 0))
+                states.append(tuple(m["ids"]))
                 self.events.append(
-                    {
-                        "merge": m["merge"],
-                        "chunk": ci,
-                        "position": m["position"],
-                        "left": m["left"],
-                        "right": m["right"],
-                        "new": m["new"],
-                    }
-                )
+                    {"merge": m["merge"], "chunk": ci, "position": m["position"],
+                     "left": m["left"], "right": m["right"], "new": m["new"]}
+                )  # fmt: skip
+            self._chunks.append((thresholds, states))
         self.events.sort(key=lambda e: (e["merge"], e["chunk"], e["position"]))
-        self.steps = sorted({e["merge"] for e in self.events})
+        self.steps = sorted({t for thresholds, _ in self._chunks for t in thresholds})
 
     def __len__(self) -> int:
         return self.n_merges + 1
@@ -204,18 +203,9 @@ class Replay(Sequence):
             raise IndexError(k)
         return [i for chunk in self.segments(k) for i in chunk]
 
-    def segments(self, k: int) -> list[list[int]]:
-        """Ids after k merges, one list per chunk."""
-        limit = 256 + k
-        out = []
-        for start, evs in self._chunks:
-            ids = list(start)
-            for rank, pos, new in evs:
-                if rank >= limit:
-                    break
-                ids[pos : pos + 2] = [new]
-            out.append(ids)
-        return out
+    def segments(self, k: int) -> list[tuple[int, ...]]:
+        """Ids after k merges, one tuple per chunk."""
+        return [states[bisect_right(thresholds, k)] for thresholds, states in self._chunks]
 
     def changed_at(self, k: int) -> bool:
         """Whether merge number k changes this text."""
