@@ -104,8 +104,8 @@ def model_picker() -> None:
             f"{loaded.model.num_params() / 1e6:.2f}M parameters · L={cfg.n_layers} H={cfg.n_heads} "
             f"C={cfg.d_model} · context {cfg.context_length} · vocab {cfg.vocab_size}"
         )
-    except loaders.ModelUnavailable as exc:
-        st.sidebar.error(str(exc))
+    except loaders.ModelUnavailable:
+        st.sidebar.warning("This model cannot be loaded (the page says why).")
     state.from_url(state.PROMPT_KEY, state.DEFAULT_PROMPT, param="prompt")
     st.sidebar.text_area(
         "Shared prompt",

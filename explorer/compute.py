@@ -46,7 +46,6 @@ def load_model(kind: str, path: str | None):
 
 def _gpt2(path):
     from core.hf_gpt2 import import_hf_gpt2
-
     from core.tokenizer import named_encoding
 
     model = import_hf_gpt2(path)
@@ -292,3 +291,14 @@ def stage_summary(stages) -> dict:
         best=best,
         best_p=float(stages.final[best]),
     )
+
+
+def train_bpe(text: str, vocab_size: int, progress=None):
+    """core.tokenizer.train_bpe; progress(done, total) is called as merges are learned.
+
+    Not cached: the caller draws progress, and a cached function may not draw (it would be
+    replayed); the page keeps the result in its session.
+    """
+    from core.tokenizer import train_bpe as _train
+
+    return _train(text, vocab_size, progress=progress)

@@ -129,14 +129,6 @@ def bpe_replay(tok_key: str, _tokenizer, text: str) -> dict:
     return compute.bpe_replay(_tokenizer, text)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def train_bpe(text_key: str, text: str, vocab_size: int, _progress=None):
-    """A BPE trained on the user's text (shared: same text + size gives the same tokenizer)."""
-    from core.tokenizer import train_bpe as _train
-
-    return _train(text, vocab_size, progress=_progress)
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def window_records(tok_key: str, _tokenizer, text: str, context_length: int, stride: int, n: int):
     return compute.window_records(_tokenizer, text, context_length, stride, n)

@@ -11,7 +11,7 @@ import hashlib
 
 import streamlit as st
 
-from explorer import loaders, state, widgets
+from explorer import compute, loaders, state, widgets
 from explorer.plots import tokens as tplots
 
 MAX_CHARS = 100_000  # tokenized in full (tiktoken is fast)
@@ -29,7 +29,7 @@ loaded = state.require_model()
 tok = loaded.tokenizer
 
 state.from_url("tok_text", state.shared_prompt(), ok=lambda s: len(s) <= MAX_CHARS)
-raw = st.text_area("Your text", key="tok_text", height=120, max_chars=MAX_CHARS)
+raw = st.text_area("Your text", key="tok_text", height=120, max_chars=2 * MAX_CHARS)
 text, notes = widgets.inspect_text(raw, MAX_CHARS)
 widgets.show_notices(notes)
 if len(raw) <= state.URL_PROMPT_MAX:
@@ -79,7 +79,7 @@ def tokenizer_for(name):
     if name == "model":
         return f"model:{loaded.key}", tok
     if name == "your BPE":
-        return f"trained:{trained[0]}:{trained[2]}", loaders.train_bpe(*trained)
+        return trained
     return name, loaders.get_tokenizer(name)
 
 
@@ -164,33 +164,28 @@ state.to_url("tok_vocab", vocab, 512)
 if st.button("Train BPE", key="tok_train", disabled=not train_text.strip()):
     text_key = hashlib.sha256(train_text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     bar = st.progress(0.0, text="counting pairs…")
+    key = f"trained:{text_key}:{vocab}"
+
+    def report(done, total):
+        bar.progress(min(done / max(total, 1), 1.0), text=f"merge {done:,} of {total:,}")
+
     try:
-        loaders.train_bpe(
-            text_key,
-            train_text,
-            vocab,
-            lambda done, total: bar.progress(
-                min(done / max(total, 1), 1.0), text=f"merge {done:,} of {total:,}"
-            ),
-        )
-        st.session_state["tok_trained"] = (text_key, train_text, vocab)
+        st.session_state["tok_trained"] = (key, compute.train_bpe(train_text, vocab, report))
     except Exception as exc:  # noqa: BLE001 - bad text or size becomes a message
         st.error(f"Training failed: {exc}")
     bar.empty()
+    if st.session_state.get("tok_trained", (None,))[0] == key:
+        st.rerun()  # so the comparison above includes the new tokenizer
 if trained:
-    mine = loaders.train_bpe(*trained)
-    n_mine = loaders.count_tokens(f"trained:{trained[0]}:{trained[2]}", mine, text)
+    key, mine = trained
+    n_mine = loaders.count_tokens(key, mine, text)
     st.success(
         f"Your BPE: {mine.vocab_size:,} ids, {mine.n_merges:,} merges. Your text above takes "
         f"{n_mine:,} tokens with it vs {n_tokens:,} with the model's tokenizer."
     )
     first = [f"{mine.token_label(a)!r} + {mine.token_label(b)!r}" for a, b in mine.merges[:24]]
     st.caption("First merges learned: " + " · ".join(first))
-    widgets.show(
-        widgets.chips_html(
-            loaders.token_records(f"trained:{trained[0]}:{trained[2]}", mine, text, 300)
-        )
-    )
+    widgets.show(widgets.chips_html(loaders.token_records(key, mine, text, 300)))
 
 # --- sliding windows ------------------------------------------------------------------------
 st.subheader("Sliding windows: what the model is trained on")

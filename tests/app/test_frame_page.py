@@ -1,0 +1,32 @@
+"""AppTest: the frame (sidebar picker, shared prompt, URL state)."""
+
+from pathlib import Path
+
+
+def test_sidebar_offers_the_default_model_and_shares_the_prompt(app, open_page):
+    at = open_page(app, "sample", prompt="The dog")
+    assert at.selectbox(key="model_key").value == "default"
+    assert at.text_area(key="prompt").value == "The dog"
+    assert any("parameters" in c.value for c in at.sidebar.caption)
+
+
+def test_unknown_model_in_the_link_falls_back_with_a_notice(app, open_page):
+    at = open_page(app, "tokenize", model="run:does-not-exist")
+    assert at.selectbox(key="model_key").value == "default"
+    assert any("not on this server" in w.value for w in at.sidebar.warning)
+
+
+def test_prompt_goes_into_the_url(app, open_page):
+    at = open_page(app, "sample")
+    at.text_area(key="prompt").input("A brand new prompt").run()
+    assert at.query_params["prompt"] == "A brand new prompt"
+
+
+def test_missing_default_model_is_a_message(open_page, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    app_file = str(Path(__file__).resolve().parents[2] / "explorer" / "app.py")
+    monkeypatch.setenv("GLASSBOX_DEFAULT", str(tmp_path / "absent"))
+    for name in ("tokenize", "architecture", "sample"):
+        at = open_page(AppTest.from_file(app_file, default_timeout=60), name)
+        assert any("No model at" in e.value for e in at.error)
