@@ -1,5 +1,8 @@
-"""Sampling: stages as data, validation, greedy/seeded generation, KV cache vs none."""
+"""Sampling: stages as data, validation, greedy/seeded generation, KV cache vs none, and the
+`python -m core.sample` command line."""
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -8,8 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.checkpoint import save_checkpoint
 from core.config import preset
 from core.model import GPT
+from core.sample import main
 from core.sampling import (
     GenStep,
     SamplingError,
@@ -189,3 +194,42 @@ def test_generation_from_many_threads(tiny_model):
     for t in threads:
         t.join()
     assert [got[i] for i in range(8)] == expected
+
+
+@pytest.fixture
+def run_dir(tmp_path, tiny_config):
+    from core.tokenizer import CharTokenizer
+
+    tok = CharTokenizer("abcdefgh ")
+    model = GPT(tiny_config.replace(vocab_size=tok.vocab_size))
+    run = tmp_path / "run"
+    save_checkpoint(run / "ckpt" / "step_000010", model, tokenizer=tok)
+    (run / "ckpt" / "LATEST").write_text("step_000010")
+    return run
+
+
+def test_samples_from_a_run_dir(run_dir, capsys):
+    args = ["--run", str(run_dir), "--prompt", "abc", "--max-new-tokens", "12", "--seed", "1",
+            "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9"]  # fmt: skip
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("abc") and len(first) > 3
+    assert main(args) == 0
+    assert capsys.readouterr().out == first  # same seed, same text
+    assert main(["--run", str(run_dir / "ckpt" / "step_000010"), "--prompt", "a",
+                 "--temperature", "0"]) == 0  # fmt: skip
+
+
+def test_bad_values_and_paths(run_dir, tmp_path, capsys):
+    assert main(["--run", str(run_dir), "--prompt", "a", "--top-p", "2"]) == 2
+    assert "top_p" in capsys.readouterr().err
+    assert main(["--run", str(tmp_path / "nope"), "--prompt", "a"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_option_fails_by_name(run_dir):
+    out = subprocess.run(
+        [sys.executable, "-m", "core.sample", "--run", str(run_dir), "--temprature", "0.5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and "--temprature" in out.stderr
