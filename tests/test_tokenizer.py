@@ -214,3 +214,10 @@ def test_replay_when_a_merge_enables_an_earlier_rank():
         assert replay[k] == BPETokenizer(vocab[: 256 + k], pattern=r"\S+|\s+").encode("abcd"), k
     assert replay.steps == [3]
     assert explain.encode(tok, "abcd") == tok.encode("abcd") == [257, ord("d")]
+
+
+def test_lone_surrogates_become_replacement_chars_in_both_encoders(tok):
+    """A str with a lone surrogate is not valid Unicode; tiktoken encodes it as U+FFFD, so does
+    the Python encoder (the only strings for which decode(encode(x)) != x)."""
+    text = "a\ud800b\udfffc"
+    assert explain.encode(tok, text) == tok.encode(text) == tok.encode("a\ufffdb\ufffdc")
