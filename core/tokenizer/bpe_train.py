@@ -14,7 +14,8 @@ Pairs are single integers (left * KEY + right) so that dict keys hash fast, and 
 one integer too: -count * SPACE + pair, so that Python compares ints, not tuples.
 
 Tie-breaking (deterministic, independent of dict order): the highest count wins; among equal
-counts, the pair with the smaller (left id, right id) wins, as in Hugging Face `tokenizers`.
+counts, the pair with the smaller (left id, right id) wins. (Hugging Face `tokenizers` uses
+the same rule on its own ids, which number the bytes in another order, so its ties can differ.)
 
 References: Sennrich et al. 2016 (BPE for NMT); Radford et al. 2019 (byte-level BPE, GPT-2);
 Raschka, "Build a Large Language Model (From Scratch)", ch. 2.
