@@ -150,12 +150,10 @@ class Trainer:
         self._stop = threading.Event()
         self._resumed = False
         self._logger = None
+        self._log = log
         self.timelapse = None
         if self.run_dir is not None and dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if log:
-                self._logger = JsonlLogger(self.run_dir / "log.jsonl")
-                self.subscribers.append(self._logger)
             if config.frame_steps() and tokenizer is not None:
                 from core.timelapse import TimelapseRecorder
 
@@ -384,6 +382,9 @@ class Trainer:
             )
             if self.tokenizer is not None and not (self.run_dir / "tokenizer.json").exists():
                 self.tokenizer.save(self.run_dir / "tokenizer.json")
+            if self._log:  # opened here, after any resume() has truncated the file
+                self._logger = JsonlLogger(self.run_dir / "log.jsonl")
+                self.subscribers.append(self._logger)
         frames = set(cfg.frame_steps()) if self.timelapse is not None else set()
         self.emit(
             StartEvent(
