@@ -129,3 +129,15 @@ def test_bad_arguments():
         train_bpe("abc", 100)
     with pytest.raises(TokenizerError, match="regex"):
         train_bpe("abc", 300, pattern="(unclosed")
+
+
+def test_pattern_with_groups_uses_whole_matches():
+    """tiktoken splits on whole matches; a user pattern with groups must too."""
+    from core.tokenizer import explain
+
+    tok = train_bpe("the cat, the hat. " * 30, 300, pattern=r"( ?\w+)|([^\w\s]+)|\s+")
+    text = "the cat, the hat.  sat"
+    assert "".join(c for c, _ in explain.chunks(tok, text)) == text
+    assert explain.encode(tok, text) == tok.encode(text)
+    with pytest.raises(TokenizerError, match="non-empty"):
+        train_bpe("abc", 300, special_tokens=[""])

@@ -6,8 +6,8 @@ import threading
 import pytest
 import torch
 
-from core.trainer import Trainer
 from core.train_state import param_groups
+from core.trainer import Trainer
 from tests.trainutil import losses, tiny_cfg, tiny_data, tiny_model
 
 
