@@ -234,6 +234,8 @@ def train_bpe(
     `progress(done, total)` is called about 100 times during the merges.
     """
     special_tokens = list(dict.fromkeys(special_tokens))
+    if any(not isinstance(s, str) or not s for s in special_tokens):
+        raise TokenizerError("special tokens must be non-empty strings")
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
         raise TokenizerError(

@@ -53,8 +53,15 @@ def count_pretokens(text: str, pattern: str, special_tokens: Iterable[str] = ())
     counts: Counter[str] = Counter()
     for piece in pieces:
         if piece:
-            counts.update(pat.findall(piece))
+            counts.update(find_chunks(pat, piece))
     return counts
+
+
+def find_chunks(pat: regex.Pattern, text: str) -> list[str]:
+    """Every match of the pattern (whole matches, even if a user pattern has groups)."""
+    if pat.groups:
+        return [m.group() for m in pat.finditer(text)]
+    return pat.findall(text)
 
 
 def learn_merges(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import regex
 
 from .base import bytes_label
-from .bpe_train import special_splitter
+from .bpe_train import find_chunks, special_splitter
 
 
 def _clean(text: str) -> str:
@@ -41,10 +41,10 @@ def chunks(tok, text: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
     pos = 0
     for m in splitter.finditer(text) if splitter else ():
-        out.extend((c, False) for c in pat.findall(text[pos : m.start()]))
+        out.extend((c, False) for c in find_chunks(pat, text[pos : m.start()]))
         out.append((m.group(), True))
         pos = m.end()
-    out.extend((c, False) for c in pat.findall(text[pos:]))
+    out.extend((c, False) for c in find_chunks(pat, text[pos:]))
     return out
 
 
