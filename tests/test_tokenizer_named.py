@@ -73,6 +73,9 @@ def test_found_in_tiktoken_cache(isolated_cache, small_vocab):
     tok = named_encoding("gpt2", verify=False)
     assert tok.name == "gpt2" and tok.pattern == GPT2_PATTERN
     assert tok.eot_id == 50256 and tok.vocab_size == 50257
+    # ids between the ranks and the specials exist in the id space but hold no token
+    assert tok.token_label(49999) == "<unused 49999>"
+    assert len([tok.token_label(i) for i in range(tok.vocab_size)]) == tok.vocab_size
     text = "Once upon a time<|endoftext|> there was a fox."
     assert tok.decode(tok.encode(text)) == text
     assert explain.encode(tok, text) == tok.encode(text)

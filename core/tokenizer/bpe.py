@@ -116,8 +116,11 @@ class BPETokenizer:
 
     def token_label(self, id: int) -> str:
         """Display text of one token: its UTF-8 text, with undecodable bytes as <0xNN>."""
-        if int(id) in self._special_by_id:
-            return self._special_by_id[int(id)]
+        id = int(id)
+        if id in self._special_by_id:
+            return self._special_by_id[id]
+        if len(self.vocab) <= id < self.vocab_size:  # an unused id between specials (cl100k)
+            return f"<unused {id}>"
         return bytes_label(self.token_bytes(id))
 
     def is_special(self, id: int) -> bool:
