@@ -94,7 +94,7 @@ dtype = b2.radio("Training precision", ["fp32", "bf16"], horizontal=True, key="a
 counts = stats.param_counts(cfg)
 flops = stats.flops_per_token(cfg, T)
 mem = stats.memory_estimate(cfg, batch, T, dtype=dtype)
-total_flops = flops.get("total", sum(flops.values()))
+total_flops = flops["forward"]
 m1.metric("parameters", fmt_count(counts["total"]))
 m2.metric("forward FLOPs / token", fmt_count(total_flops))
 m3.metric("training memory", fmt_bytes(mem["total"]))

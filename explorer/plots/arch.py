@@ -183,9 +183,36 @@ def architecture_diagram(
     return base_layout(fig, height=max(height, int(n * 48 * step)))
 
 
+COMPONENTS = ("embeddings", "position", "attention", "mlp", "norms", "lm_head")
+
+
+def count_labels(counts: Mapping[str, int]) -> dict[str, str]:
+    """Diagram box id -> parameter text, from core.stats.param_counts."""
+    per_norm = counts.get("norms_per_block", 0) // 2
+    n_layers = counts.get("attention", 0) // max(counts.get("attention_per_block", 0), 1)
+    ln_f = counts.get("norms", 0) - n_layers * counts.get("norms_per_block", 0)
+    out = {
+        "tok_emb": f"{fmt_count(counts.get('embeddings', 0))} params",
+        "pos": f"{fmt_count(counts.get('position', 0))} params"
+        if counts.get("position")
+        else "no params",
+        "attn": f"{fmt_count(counts.get('attention_per_block', 0))} per block",
+        "mlp": f"{fmt_count(counts.get('mlp_per_block', 0))} per block",
+        "norm1": f"{fmt_count(per_norm)} per block",
+        "norm2": f"{fmt_count(per_norm)} per block",
+        "ln_f": f"{fmt_count(ln_f)} params",
+        "lm_head": f"{fmt_count(counts['lm_head'])} params"
+        if counts.get("lm_head")
+        else "0 (shares W_E)",
+    }
+    return out
+
+
 def param_breakdown(counts: Mapping[str, int], *, height: int = 300) -> go.Figure:
-    """Horizontal bars: parameters per component (the 'total' key is left out, shown in the title)."""
-    items = [(k, int(v)) for k, v in counts.items() if k != "total" and int(v) > 0]
+    """Horizontal bars: parameters per component (core.stats names; per-block subtotals and
+    'total' are left out, the total is the title)."""
+    keys = [k for k in COMPONENTS if k in counts] or [k for k in counts if k != "total"]
+    items = [(k, int(counts[k])) for k in keys if int(counts[k]) > 0]
     total = int(counts.get("total", sum(v for _, v in items)))
     fig = go.Figure(
         go.Bar(

@@ -11,7 +11,7 @@ def test_renders_diagram_numbers_math_and_variants(app, open_page):
     at = open_page(app, "architecture")
     specs = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
     assert len(specs) == 3
-    assert any("× L =" in json.dumps(s) for s in specs)
+    assert any("× L =" in json.dumps(s, ensure_ascii=False) for s in specs)
     assert metric(at, "parameters")
     assert len(at.latex) >= 6
     assert any("Pre-LN" in c.value for c in at.caption)
