@@ -136,3 +136,42 @@ def test_python_encoder_reproduces_gpt2(text):
     tok = named_encoding("gpt2", REAL)
     assert explain.encode(tok, text) == tok.encode(text)
     assert tok.encode("Hello world") == [15496, 995]
+
+
+def test_gpt2_merges_file_matches_tiktokens_reader(tmp_path):
+    """A Hugging Face GPT-2 folder's merges.txt (= vocab.bpe) gives the ranks tiktoken's own
+    data-gym reader gives (checked on a stand-in made from our merges)."""
+    import json
+
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+
+    spell = {b: c for c, b in N._gpt2_byte_decoder().items()}
+    tok = train_bpe(tinytales.generate(20_000), 400, pattern=GPT2_PATTERN)
+    lines = ["#version: 0.2"]
+    for a, b in tok.merges:
+        lines.append(
+            "".join(spell[x] for x in tok.vocab[a]) + " " + "".join(spell[x] for x in tok.vocab[b])
+        )
+    folder = tmp_path / "gpt2-hf"
+    folder.mkdir()
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ranks = N.read_ranks(folder)
+    order = list(N._gpt2_byte_decoder().values())
+    encoder = {"".join(spell[x] for x in t): r for t, r in ranks.items()}
+    (folder / "vocab.json").write_text(json.dumps(encoder), encoding="utf-8")
+    assert ranks == data_gym_to_mergeable_bpe_ranks(
+        str(folder / "merges.txt"), str(folder / "vocab.json")
+    )
+    assert [ranks[bytes([b])] for b in order] == list(range(256))
+    gpt2 = named_encoding("gpt2", folder, verify=False)
+    text = "Once upon a time, a little red fox 😀 ran."
+    assert gpt2.decode(gpt2.encode(text)) == text
+    assert explain.encode(gpt2, text) == gpt2.encode(text)
+    # tiktoken's own gpt2 cache entry (vocab.bpe under sha1 of its URL) is found too
+    N._load.cache_clear()
+    (folder / "merges.txt").replace(tiktoken_cache := N.candidates("gpt2")[-1])
+    assert tiktoken_cache.is_file() and available_named_encodings()["gpt2"]
+    assert named_encoding("gpt2", verify=False).encode(text) == gpt2.encode(text)
+    with pytest.raises(TokenizerError, match="sha256"):
+        N._load.cache_clear()
+        named_encoding("gpt2")

@@ -76,12 +76,19 @@ def cache_file(name: str) -> Path:
     return tiktoken_cache_dir() / hashlib.sha1(url.encode()).hexdigest()
 
 
+# tiktoken's "gpt2" constructor caches GPT-2's original merges file instead (same ranks)
+GPT2_VOCAB_BPE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"
+GPT2_VOCAB_BPE_SHA = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
+
+
 def candidates(name: str) -> list[Path]:
     key = _canonical(name)
     out = []
     if os.environ.get("GLASSBOX_TIKTOKEN_DIR"):
         out.append(Path(os.environ["GLASSBOX_TIKTOKEN_DIR"]) / NAMED[key][0])
     out.append(cache_file(key))
+    if key == "r50k_base":
+        out.append(tiktoken_cache_dir() / hashlib.sha1(GPT2_VOCAB_BPE.encode()).hexdigest())
     return out
 
 
@@ -94,9 +101,48 @@ def available_named_encodings() -> dict[str, bool]:
     return {n: find_ranks_file(n) is not None for n in NAMES}
 
 
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """GPT-2's merges files spell each byte as a printable character (bytes_to_unicode)."""
+    printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
+    table = {chr(b): b for b in printable}
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            table[chr(256 + n)] = b
+            n += 1
+    return table
+
+
+def read_merges_file(data: bytes) -> dict[bytes, int]:
+    """GPT-2's vocab.bpe / a Hugging Face merges.txt: "#version" then one "left right" per line.
+
+    The single bytes take ranks 0-255 in GPT-2's order (printable first), then one per merge,
+    as tiktoken's data_gym_to_mergeable_bpe_ranks does.
+    """
+    table = _gpt2_byte_decoder()
+    ranks = {bytes([b]): i for i, b in enumerate(table.values())}
+    for line in data.decode("utf-8").splitlines():
+        if not line or line.startswith("#version"):
+            continue
+        left, right = line.split(" ")
+        ranks[bytes(table[c] for c in left) + bytes(table[c] for c in right)] = len(ranks)
+    return ranks
+
+
 def read_ranks(path, expected_sha256: str | None = None) -> dict[bytes, int]:
-    """Parse a .tiktoken file: one "base64(token bytes) rank" per line."""
-    data = Path(path).read_bytes()
+    """Parse a .tiktoken file (one "base64(token bytes) rank" per line), or GPT-2's merges
+    file (vocab.bpe / merges.txt), or a folder holding merges.txt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "merges.txt"
+    data = path.read_bytes()
+    if data.startswith(b"#version"):
+        if expected_sha256 and hashlib.sha256(data).hexdigest() != GPT2_VOCAB_BPE_SHA:
+            raise TokenizerError(f"{path} is not GPT-2's merges file (sha256 mismatch)")
+        try:
+            return read_merges_file(data)
+        except (ValueError, KeyError, UnicodeDecodeError) as e:
+            raise TokenizerError(f"{path} is not a GPT-2 merges file: {e!r}") from e
     if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise TokenizerError(
             f"{path} is not the expected file (sha256 mismatch): corrupt or another version"
@@ -115,13 +161,16 @@ def read_ranks(path, expected_sha256: str | None = None) -> dict[bytes, int]:
 def named_encoding(name: str, path=None, *, verify: bool = True) -> BPETokenizer:
     """gpt2 / r50k_base / cl100k_base / o200k_base from a local file, never from the network.
 
-    `path`: a .tiktoken file the user points to (checked against the published sha256).
+    `path`: a .tiktoken file the user points to (checked against the published sha256), or for
+    GPT-2 its merges file (vocab.bpe) or a Hugging Face GPT-2 folder holding merges.txt.
     Raises TokenizerUnavailable ("not available offline") when no file is found.
     `verify=False` skips the sha256 check (tests build small stand-in files).
     """
     key = _canonical(name)
     if path is not None:
         found = Path(path)
+        if found.is_dir() and (found / "merges.txt").is_file():
+            found = found / "merges.txt"
         if not found.is_file():
             raise TokenizerUnavailable(f"{name}: the file {found} does not exist")
     else:
