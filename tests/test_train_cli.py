@@ -1,0 +1,42 @@
+"""`python -m core.train` end to end on a tiny model, and its option handling."""
+
+import json
+
+import pytest
+
+from core.runs import load_run, sha256_file
+from core.train import main
+
+
+@pytest.mark.slow
+def test_cli_trains_and_releases_a_run_dir(tmp_path):
+    out = tmp_path / "run"
+    argv = ["--corpus", "tinytales", "--corpus-bytes", "40000", "--preset", "tiny",
+            "--vocab-size", "300", "--max-steps", "6", "--eval-every", "3", "--ckpt-every", "3",
+            "--timelapse-frames", "3", "--warmup-steps", "2", "--threads", "1", "--quiet",
+            "--release", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    info = load_run(out)
+    assert info.status == "done" and info.step == 6
+    assert info.extra["corpus"]["name"] == "tinytales"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"].startswith("python -m core.train --corpus tinytales")
+    assert manifest["final"]["val_loss"] is not None
+    assert set(manifest["head_scores"]) == {"previous_token", "first_token", "induction"}
+    for rel, f in manifest["files"].items():
+        assert sha256_file(out / rel) == f["sha256"]
+    ckpts = [p.name for p in (out / "ckpt").iterdir()]
+    assert sorted(ckpts) == ["LATEST", "step_000006"]  # release keeps only the final one
+    assert not (out / "ckpt" / "step_000006" / "train_state.safetensors").exists()
+    assert (out / "tokenizer.json").exists() and (out / "timelapse" / "index.json").exists()
+
+
+def test_cli_rejects_unknown_options_by_name(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path), "--n-layerz", "2"])
+    assert e.value.code == 2 and "--n-layerz" in capsys.readouterr().err
+
+
+def test_cli_bad_value_names_the_field(capsys, tmp_path):
+    assert main(["--out", str(tmp_path), "--dtype", "fp8"]) == 2
+    assert "dtype" in capsys.readouterr().err
