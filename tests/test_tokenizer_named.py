@@ -102,27 +102,7 @@ def test_unknown_name():
 
 
 # ---- real GPT-2 ranks, only where the file is on this machine (never downloaded) ----------
-def _real_gpt2():
-    import os
-    import tempfile
-    from pathlib import Path
-
-    for d in filter(
-        None,
-        [os.environ.get("TIKTOKEN_CACHE_DIR"), str(Path(tempfile.gettempdir()) / "data-gym-cache")],
-    ):
-        p = (
-            Path(d)
-            / hashlib.sha1(
-                b"https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken"
-            ).hexdigest()
-        )
-        if p.is_file():
-            return p
-    return None
-
-
-REAL = _real_gpt2()
+REAL = N.find_ranks_file("gpt2")  # looked up at import, before the fixture empties the cache
 
 
 @pytest.mark.skipif(
