@@ -46,11 +46,10 @@ st.session_state.setdefault("att_layer", 0)
 st.session_state.setdefault("att_head", 0)
 event = st.session_state.get("att_grid")
 points = (event or {}).get("selection", {}).get("points", []) if event else []
-if points and points[0].get("customdata") is not None:
-    lh = tuple(int(v) for v in points[0]["customdata"])
-    if lh != st.session_state.get("att_last_click"):
-        st.session_state["att_last_click"] = lh
-        st.session_state["att_layer"], st.session_state["att_head"] = lh
+lh = aplots.head_from_click(points[0].get("customdata"), H) if points else None
+if lh is not None and lh != st.session_state.get("att_last_click"):
+    st.session_state["att_last_click"] = lh
+    st.session_state["att_layer"], st.session_state["att_head"] = lh
 st.session_state["att_layer"] = min(st.session_state["att_layer"], L - 1)
 st.session_state["att_head"] = min(st.session_state["att_head"], H - 1)
 

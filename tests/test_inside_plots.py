@@ -58,7 +58,14 @@ def test_head_grid_mosaic_and_click_targets():
     assert np.allclose(np.tril(tile), np.tril(pats[1, 2]), equal_nan=True)
     assert np.isnan(tile[0, 1])
     targets = np.asarray(fig.data[1].customdata)
-    assert targets.shape == (L * H, 2) and targets.tolist()[-1] == [1, 2]
+    assert targets.tolist() == list(range(L * H)) and fig.data[1].text[-1] == "layer 1, head 2"
+    assert [T.head_from_click(c, H) for c in (5, [5], {"0": 1, "1": 2}, [1, 2], None)] == [
+        (1, 2),
+        (1, 2),
+        (1, 2),
+        (1, 2),
+        None,
+    ]
     assert len(fig.layout.shapes) == 1
 
 

@@ -62,7 +62,6 @@ def head_grid(patterns: np.ndarray, selected: tuple[int, int] | None = None, wid
         go.Heatmap(z=mosaic, zmin=0, zmax=1, colorscale="Blues", showscale=False, hoverinfo="skip")
     )
     cx, cy = np.meshgrid(centres[:H], centres[:L])  # (L, H)
-    lh = np.stack(np.meshgrid(np.arange(L), np.arange(H), indexing="ij"), -1).reshape(-1, 2)
     fig.add_trace(
         go.Scatter(
             x=cx.reshape(-1).astype(np.float32),
@@ -70,8 +69,10 @@ def head_grid(patterns: np.ndarray, selected: tuple[int, int] | None = None, wid
             mode="markers",
             # invisible but hit-testable: a click anywhere on a tile selects that head
             marker=dict(symbol="square", size=max(6.0, cell * T), color="rgba(0,0,0,0)"),
-            customdata=lh.astype(np.int32),
-            hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to enlarge<extra></extra>",
+            # one int per tile, layer * H + head: a scalar survives the selection event intact
+            customdata=np.arange(L * H, dtype=np.int32),
+            text=[f"layer {i}, head {h}" for i in range(L) for h in range(H)],
+            hovertemplate="%{text}<br>click to enlarge<extra></extra>",
             name="heads",
             showlegend=False,
             selected=dict(marker=dict(opacity=1)),
@@ -104,6 +105,19 @@ def head_grid(patterns: np.ndarray, selected: tuple[int, int] | None = None, wid
         margin=dict(l=left, r=8, t=top, b=8),
     )  # fmt: skip
     return fig
+
+
+def head_from_click(customdata, n_heads: int) -> tuple[int, int] | None:
+    """(layer, head) from a clicked grid tile's customdata (layer * H + head), else None."""
+    if isinstance(customdata, dict):  # a typed-array row arrives as {"0": v, ...}
+        customdata = [customdata[k] for k in sorted(customdata, key=int)]
+    if isinstance(customdata, list | tuple):
+        if len(customdata) == 2:
+            return int(customdata[0]), int(customdata[1])
+        customdata = customdata[0] if customdata else None
+    if customdata is None:
+        return None
+    return divmod(int(customdata), n_heads)
 
 
 def head_heatmap(pattern: np.ndarray, labels: list[str], layer: int, head: int, height=None):
@@ -209,7 +223,7 @@ def step_figure(labels: list[str], dots, scaled, weights, query: int, height: in
         1,
     )
     base_layout(fig, height=height)
-    fig.update_layout(showlegend=False, bargap=0.15)
+    fig.update_layout(showlegend=False, bargap=0.15, margin=dict(t=36))
     fig.update_xaxes(tickangle=-60)
     fig.update_yaxes(range=[0, 1.15], row=3, col=1)
     return fig

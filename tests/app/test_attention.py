@@ -31,7 +31,7 @@ def test_renders_every_head(lm):
     assert not at.exception, at.exception
     grid = charts(at)[0]
     L, H = lm.config.n_layers, lm.config.n_heads
-    assert grid["layout"]["xaxis"]["ticktext"] == [f"head {h}" for h in range(H)]
+    assert grid["layout"]["xaxis"]["ticktext"] == [f"h{h}" for h in range(H)]
     assert grid["layout"]["yaxis"]["ticktext"] == [f"layer {i}" for i in range(L)]
     big = charts(at)[1]
     assert "Layer 0, head 0" in big["layout"]["title"]["text"]
@@ -45,7 +45,7 @@ def test_thumbnail_click_enlarges_that_head(lm):
     L, H = lm.config.n_layers, lm.config.n_heads
     at.session_state["att_grid"] = {
         "selection": {
-            "points": [{"customdata": [L - 1, H - 1]}],
+            "points": [{"customdata": (L - 1) * H + H - 1}],
             "point_indices": [0],
             "box": [],
             "lasso": [],
