@@ -101,7 +101,7 @@ def test_activation_figures():
     ]
     assert len(A.norm_stats_figure(rows).data) == 2
     fig = A.logit_lens_figure(["L0 attn"], np.array([[0.1, 0.5, 0.9]]), [["x", EVIL, "z"]], labels)
-    assert fig.data[0].text[0][1] == "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
+    assert fig.data[0].text[0][1] == '&lt;img src=x onerror="alert(1)"&gt;'
 
 
 def test_loss_heat_html_escapes_every_token():

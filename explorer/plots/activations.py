@@ -1,7 +1,9 @@
 """Figures for the Activations page: residual-stream norms, MLP neurons, norm statistics, the
 logit lens grid and per-token loss as heat-text.
 
-Pure functions. Every token put into HTML or hover text goes through html.escape first.
+Pure functions. Every token put into HTML or hover text goes through html.escape first (in
+plotly text without quote escaping: plotly decodes &lt; &gt; &amp; but shows &quot; literally,
+and quotes cannot open a tag without a '<').
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from explorer.plots.common import PROB_SCALE, base_layout
 
 
 def _ticks(labels: list[str]) -> list[str]:
-    return [f"{html.escape(s)} ·{i}" for i, s in enumerate(labels)]
+    return [f"{html.escape(s, quote=False)} ·{i}" for i, s in enumerate(labels)]
 
 
 def residual_norms(stages: list[str], norms: np.ndarray, labels: list[str], height=None):
@@ -114,7 +116,7 @@ def logit_lens_figure(
     """Grid stage x position: colour = probability of the top token, text = that token."""
     p = np.asarray(top_probs, dtype=np.float32)
     S, T = p.shape
-    text = [[html.escape(s) for s in row] for row in top_labels]
+    text = [[html.escape(s, quote=False) for s in row] for row in top_labels]
     fig = go.Figure(
         go.Heatmap(
             z=p,

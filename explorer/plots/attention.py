@@ -125,7 +125,7 @@ def head_heatmap(pattern: np.ndarray, labels: list[str], layer: int, head: int, 
     pat = np.asarray(pattern, dtype=np.float32)
     T = len(pat)
     pat = np.where(np.tril(np.ones((T, T), bool)), pat, np.nan).astype(np.float32)
-    ticks = [f"{html.escape(s)} ·{i}" for i, s in enumerate(labels)]  # position keeps them unique
+    ticks = [f"{html.escape(s, quote=False)} ·{i}" for i, s in enumerate(labels)]  # position keeps them unique
     fig = go.Figure(
         go.Heatmap(
             z=pat,
@@ -185,7 +185,7 @@ def head_scores_figure(scores: dict[str, np.ndarray], height: int = 320) -> go.F
 def step_figure(labels: list[str], dots, scaled, weights, query: int, height: int = 460):
     """Three aligned bar rows over key positions: q·k, ÷√D (masked ones hatched out), softmax."""
     T = len(labels)
-    ticks = [f"{html.escape(s)} ·{i}" for i, s in enumerate(labels)]
+    ticks = [f"{html.escape(s, quote=False)} ·{i}" for i, s in enumerate(labels)]
     dots, scaled, weights = (np.asarray(a, dtype=np.float32) for a in (dots, scaled, weights))
     future = np.arange(T) > query
     fig = make_subplots(
@@ -236,7 +236,7 @@ def vector_strip(values: np.ndarray, row_labels: list[str], title: str, height=N
     fig = go.Figure(
         go.Heatmap(
             z=v,
-            y=[html.escape(s) for s in row_labels],
+            y=[html.escape(s, quote=False) for s in row_labels],
             zmin=-lim,
             zmax=lim,
             colorscale="RdBu",

@@ -36,7 +36,7 @@ COLOUR_BY = ("category", "frequency", "length")
 
 def _hover(labels: list[str]) -> list[str]:
     # plotly renders a little HTML in hover text; escape so a token shows literally
-    return [html.escape(s) for s in labels]
+    return [html.escape(s, quote=False) for s in labels]
 
 
 def embedding_map(
@@ -210,7 +210,7 @@ def neighbour_bars(labels: list[str], sims: np.ndarray, title: str, height: int 
     fig = go.Figure(
         go.Bar(
             x=sims[::-1],
-            y=[f"{html.escape(s)} " for s in labels[::-1]],
+            y=[f"{html.escape(s, quote=False)} " for s in labels[::-1]],
             orientation="h",
             marker_color="#f59e0b",
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
