@@ -224,15 +224,13 @@ def show_estimate(spec) -> None:
     mem = est["memory"]
     a, b, c = st.columns(3)
     a.metric("Parameters", f"{est['params'] / 1e6:.2f} M")
-    b.metric("Memory", f"{mem.get('total', 0) / 2**20:.0f} MiB")
+    b.metric("Memory", fmt_bytes(mem.get("total", 0)))
     c.metric("Time (rough)", fmt_duration(est["seconds"]))
     st.caption(
-        f"{est['tokens'] / 1e6:.2f} M tokens ({est['tokens_per_step']:,} per step) · "
-        f"{est['flops_per_token'] / 1e6:.1f} MFLOP/token forward · at {est['gflops']:.0f} GFLOP/s "
-        f"({est['basis']}). Memory: weights {mem.get('weights', 0) / 2**20:.1f} MiB, "
-        f"AdamW {mem.get('adamw', 0) / 2**20:.1f} MiB, activations "
-        f"{mem.get('activations', 0) / 2**20:.1f} MiB. Tokenizer training and the time-lapse "
-        "frames add a little."
+        f"{est['tokens'] / 1e6:.2f} M tokens ({est['tokens_per_step']:,} per step), about "
+        f"{est['step_seconds'] * 1000:.0f} ms per step ({est['basis']}); plus tokenizer training "
+        f"and time-lapse frames. Memory: weights {fmt_bytes(mem.get('weights', 0))}, AdamW "
+        f"{fmt_bytes(mem.get('adamw', 0))}, activations {fmt_bytes(mem.get('activations', 0))}."
     )
     reg = jobs.registry()
     n_busy = len(reg.running()) + len(reg.queued())
@@ -241,6 +239,13 @@ def show_estimate(spec) -> None:
             f"{n_busy} training(s) already running or waiting on this server (at most "
             f"{reg.max_concurrent} at once); yours will wait in the queue."
         )
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 def fmt_duration(seconds: float | None) -> str:

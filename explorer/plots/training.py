@@ -144,7 +144,7 @@ def grad_norm_figure(
                     y=cy,
                     mode="markers",
                     name=f"clipped ({n} steps)",
-                    marker=dict(color=CLIP_COLOUR, size=5, symbol="x"),
+                    marker=dict(color=CLIP_COLOUR, size=4, symbol="x", opacity=0.5),
                 )
             )
     if clip:
