@@ -28,6 +28,12 @@ _LAYOUT = dict(
 )
 
 
+def _plotly_text(label) -> str:
+    """Plotly renders a few HTML tags in hover and tick text: escape <, > and & (not quotes,
+    which plotly would show as entities)."""
+    return html.escape(str(label), quote=False)
+
+
 def _arr(x) -> np.ndarray:
     return np.asarray(x if x is not None else [], dtype=np.float64)
 
@@ -221,7 +227,7 @@ def attention_grid_figure(
     if a.ndim != 4 or a.size == 0:
         return _empty("Attention on the probe text", "no attention recorded")
     L, H, T, _ = a.shape
-    labels = [f"{i}:{t}" for i, t in enumerate(token_labels[:T])]
+    labels = [f"{i}:{_plotly_text(t)}" for i, t in enumerate(token_labels[:T])]
     fig = make_subplots(
         rows=L,
         cols=H,
@@ -271,7 +277,8 @@ def embedding_map_figure(
     p = np.asarray(xy, dtype=np.float32)
     if p.ndim != 2 or p.shape[0] == 0:
         return _empty("Embedding map", "no embedding map recorded")
-    labels = [str(t) for t in token_labels[: len(p)]] + [""] * max(0, len(p) - len(token_labels))
+    labels = [_plotly_text(t) for t in token_labels[: len(p)]]
+    labels += [""] * max(0, len(p) - len(labels))
     fig = go.Figure()
     cats = list(categories[: len(p)]) if categories is not None else ["token"] * len(p)
     cats += ["other"] * (len(p) - len(cats))

@@ -122,3 +122,10 @@ def test_token_loss_html_escapes_token_text():
     assert "&lt;script&gt;" in out and "&amp;" in out
     assert "rgba(214,39,40,1.00)" in out  # the highest loss is the reddest
     assert "no target" in out
+
+
+def test_plotly_labels_are_escaped():
+    fig = tp.embedding_map_figure(np.zeros((2, 2)), ["<b>x</b>", "a&b"])
+    assert list(fig.data[0].text) == ["&lt;b&gt;x&lt;/b&gt;", "a&amp;b"]
+    att = tp.attention_grid_figure(np.zeros((1, 1, 2, 2)), ["<i>", "ok"])
+    assert list(att.data[0].x) == ["0:&lt;i&gt;", "1:ok"]
