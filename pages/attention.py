@@ -113,7 +113,7 @@ table = [
         "token": labels[i],
         "q·k": float(steps.dots[i]),
         "÷√D": float(steps.scaled[i]),
-        "after mask": "−∞" if i > query else float(steps.masked[i]),
+        "after mask": float(steps.masked[i]),  # -inf after the query: the causal mask
         "softmax weight": float(steps.weights[i]),
     }
     for i in range(T)
