@@ -144,7 +144,7 @@ def estimate(spec: TrainSpec, runs_root: str | Path | None = None) -> dict:
     seq = tc.seq_len or cfg.context_length
     micro = tc.micro_batch(1)
     mem = stats.memory_estimate(cfg, micro, seq, dtype=tc.dtype)
-    fwd = _total(stats.flops_per_token(cfg, seq))
+    fwd = _forward_flops(stats.flops_per_token(cfg, seq))
     factor, basis = calibration(runs_root, tc.dtype)
     per_step = step_seconds(cfg, tc) * factor
     # evaluation: eval_batches forward-only micro-batches and one sample at each eval step
@@ -169,9 +169,16 @@ def step_seconds(cfg, tc) -> float:
 
     seq = tc.seq_len or cfg.context_length
     accum = tc.grad_accum_steps(1)
-    flops = 3 * _total(stats.flops_per_token(cfg, seq)) * tc.batch_size * seq
+    flops = 3 * _forward_flops(stats.flops_per_token(cfg, seq)) * tc.batch_size * seq
     overhead = 2.5e-3 + accum * (1.5e-3 + 1.5e-3 * cfg.n_layers)
     return flops / (DEFAULT_GFLOPS.get(tc.dtype, 40.0) * 1e9) + overhead
+
+
+def _forward_flops(d) -> float:
+    """Forward FLOPs per token from core.stats.flops_per_token's components."""
+    if isinstance(d, dict):
+        return float(d.get("forward") or d.get("total") or 0.0)
+    return float(d)
 
 
 def _total(d) -> float:

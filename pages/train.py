@@ -471,6 +471,11 @@ def view_timelapse() -> None:
     if not sources:
         st.info("Nothing has a time-lapse yet: runs record one when Time-lapse frames > 0.")
         return
+    run_label = f"run: {st.session_state.get(k('run'))}"
+    if st.session_state.get(k("tl_source")) not in sources:  # start on the run being watched
+        st.session_state[k("tl_source")] = (
+            run_label if run_label in sources else next(iter(sources))
+        )
     label = st.selectbox("Model", list(sources), key=k("tl_source"))
     timelapse_panel(sources[label])
 
