@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+import os
 import sysconfig
 from functools import lru_cache
 from pathlib import Path
@@ -27,27 +28,42 @@ def topics() -> list[str]:
     return [t[k].strip() for k in sorted(t)]
 
 
+_SKIP_DIRS = {
+    "test",
+    "tests",
+    "idlelib",
+    "site-packages",
+    "dist-packages",
+    "lib2to3",
+    "__pycache__",
+}
+_DEFS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
 def _docstrings(path: Path) -> list[str]:
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
         return []
     out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            doc = ast.get_docstring(node, clean=False)
-            if doc and len(doc) >= MIN_DOC:
-                out.append(inspect.cleandoc(doc))
+    stack: list[ast.AST] = [tree]
+    while stack:  # docstrings live only in module, class and function bodies: walk just those
+        node = stack.pop()
+        doc = ast.get_docstring(node, clean=False)
+        if doc and len(doc) >= MIN_DOC:
+            out.append(inspect.cleandoc(doc))
+        stack.extend(reversed([n for n in node.body if isinstance(n, _DEFS)]))
     return out
 
 
 def stdlib_docstrings():
     """Docstrings of the standard library, file by file in sorted order (skipping tests)."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).parts
-        if any(p in ("test", "tests", "idlelib", "site-packages", "lib2to3") for p in rel):
-            continue
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        files.extend(Path(folder) / n for n in names if n.endswith(".py"))
+    for path in sorted(files, key=lambda p: p.relative_to(root).parts):
         yield from _docstrings(path)
 
 
