@@ -76,9 +76,17 @@ def _params(method: str, params: dict | None) -> dict:
     return {**base, **(params or {})}
 
 
-def cache_key(matrix: np.ndarray, method: str, seed: int = 0, params: dict | None = None) -> str:
+def cache_key(
+    matrix: np.ndarray, method: str, seed: int = 0, params: dict | None = None, digest=None
+) -> str:
+    """File name of a projection; `digest` (matrix_hash(matrix)) skips re-hashing a big matrix."""
     blob = json.dumps(
-        {"m": matrix_hash(matrix), "method": method, "seed": seed, "p": _params(method, params)},
+        {
+            "m": digest or matrix_hash(matrix),
+            "method": method,
+            "seed": seed,
+            "p": _params(method, params),
+        },
         sort_keys=True,
     )
     return f"{method}-{hashlib.sha256(blob.encode()).hexdigest()[:24]}"
@@ -90,10 +98,10 @@ def _cache_file(cache_dir: Path | str | None, key: str) -> Path:
 
 
 def cached(
-    matrix: np.ndarray, method: str, seed: int = 0, params=None, cache_dir=None
+    matrix: np.ndarray, method: str, seed: int = 0, params=None, cache_dir=None, digest=None
 ) -> np.ndarray | None:
     """The cached projection if present, else None (never computes)."""
-    path = _cache_file(cache_dir, cache_key(matrix, method, seed, params))
+    path = _cache_file(cache_dir, cache_key(matrix, method, seed, params, digest))
     if path.exists():
         try:
             return np.load(path)
@@ -180,12 +188,14 @@ def project(
     cache_dir: Path | str | None = None,
     params: dict | None = None,
     progress: Callable[[float], None] | None = None,
+    digest: str | None = None,
 ) -> np.ndarray:
     """Project an (N, C) matrix to (N, 2), reading/writing the on-disk cache."""
     matrix = np.asarray(matrix, dtype=np.float32)
     if matrix.ndim != 2 or len(matrix) < 3:
         raise ValueError(f"need an (N, C) matrix with N >= 3, got shape {matrix.shape}")
-    hit = cached(matrix, method, seed, params, cache_dir)
+    digest = digest or matrix_hash(matrix)
+    hit = cached(matrix, method, seed, params, cache_dir, digest)
     if hit is not None:
         return hit
     if method == "pca":
@@ -194,7 +204,7 @@ def project(
         out = umap_2d(matrix, seed, params, progress)
     else:
         out = tsne_2d(matrix, seed, params)
-    path = _cache_file(cache_dir, cache_key(matrix, method, seed, params))
+    path = _cache_file(cache_dir, cache_key(matrix, method, seed, params, digest))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}-{threading.get_ident()}.npy")
@@ -258,7 +268,9 @@ def precompute_maps(
 ) -> Path:
     """Write run_dir/maps/{method}.npy (float32, (V, 2)) + index.json for the token embeddings.
 
-    The matrix defaults to the token-embedding table of the run's latest checkpoint.
+    The matrix defaults to the token-embedding table of the run's latest checkpoint. index.json
+    is the folder's manifest: the hash of the matrix the maps were made from (a map of other
+    weights is never shown), and each file's sha256, parameters and compute time.
     """
     run_dir = Path(run_dir)
     if matrix is None:
@@ -281,6 +293,7 @@ def precompute_maps(
         np.save(out_dir / f"{method}.npy", xy.astype(np.float32))
         index["maps"][method] = {
             "file": f"{method}.npy",
+            "sha256": hashlib.sha256((out_dir / f"{method}.npy").read_bytes()).hexdigest(),
             "seed": seed,
             "params": _params(method, None),
             "seconds": round(time.perf_counter() - t0, 2),

@@ -96,7 +96,7 @@ def available_map(key: str, lm, method: str) -> tuple[np.ndarray | None, str]:
         return maps[method], "precomputed"
     if method == "pca":
         return pca_map(key, lm), "computed"
-    hit = projection.cached(table["matrix"], method)
+    hit = projection.cached(table["matrix"], method, digest=table["hash"])
     if hit is not None:
         return hit, "cached"
     job = _JOBS.get((table["hash"], method))
@@ -114,7 +114,8 @@ def _precomputed(key: str, _lm, matrix_hash: str) -> dict:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def pca_map(key: str, _lm) -> np.ndarray:
-    return projection.project(embedding_table(key, _lm)["matrix"], "pca")
+    t = embedding_table(key, _lm)
+    return projection.project(t["matrix"], "pca", digest=t["hash"])
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -178,7 +179,7 @@ _JOBS_LOCK = threading.Lock()
 _ONE_AT_A_TIME = threading.Semaphore(1)  # CPU is shared: projections queue, never pile up
 
 
-def _run_job(job: ProjectionJob, matrix: np.ndarray) -> None:
+def _run_job(job: ProjectionJob, matrix: np.ndarray, digest: str) -> None:
     with _ONE_AT_A_TIME:
         t0 = time.perf_counter()
         try:
@@ -193,10 +194,10 @@ def _run_job(job: ProjectionJob, matrix: np.ndarray) -> None:
                 def report(frac: float) -> None:
                     job.state, job.progress = "layout", frac
 
-                job.result = projection.project(matrix, "umap", progress=report)
+                job.result = projection.project(matrix, "umap", progress=report, digest=digest)
             else:
                 job.state = "running"
-                job.result = projection.project(matrix, job.method)
+                job.result = projection.project(matrix, job.method, digest=digest)
             job.progress, job.state = 1.0, "done"
         except Exception as exc:  # noqa: BLE001 - shown in the page as a message
             job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -213,7 +214,10 @@ def start_projection(key: str, lm, method: str) -> ProjectionJob:
             job = ProjectionJob(method, len(table["matrix"]), time.time())
             _JOBS[jk] = job
             threading.Thread(
-                target=_run_job, args=(job, table["matrix"]), name=f"map-{method}", daemon=True
+                target=_run_job,
+                args=(job, table["matrix"], table["hash"]),
+                name=f"map-{method}",
+                daemon=True,
             ).start()
     return job
 

@@ -1,5 +1,6 @@
 """core.projection: PCA correctness, the on-disk cache (hit/miss), precomputed maps."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -47,6 +48,8 @@ def test_precompute_and_load_maps(tmp_path):
     out = P.precompute_maps(tmp_path, methods=("pca",), matrix=m)
     index = json.loads((out / "index.json").read_text())
     assert index["matrix_hash"] == P.matrix_hash(m) and "pca" in index["maps"]
+    digest = hashlib.sha256((out / "pca.npy").read_bytes()).hexdigest()
+    assert index["maps"]["pca"]["sha256"] == digest
     maps = P.load_maps(tmp_path, m)
     assert set(maps) == {"pca"} and maps["pca"].shape == (64, 2)
     assert P.load_maps(tmp_path, m + 1) == {}  # stale: another model's table

@@ -112,3 +112,34 @@ def test_precomputed_umap_is_shown_without_computing(lm, tmp_path, monkeypatch):
     at = page("umap").run()
     assert not at.exception
     assert "UMAP" in charts(at)[0]["layout"]["title"]["text"]
+
+
+def test_background_job_fills_the_map(lm, monkeypatch, tmp_path):
+    import time
+
+    import numpy as np
+
+    from core import projection
+    from explorer import inside
+
+    key = inside.model_key(lm)
+    monkeypatch.setattr(projection, "cache_root", lambda: tmp_path)
+    monkeypatch.setattr(inside, "_precomputed", lambda *a: {})
+    monkeypatch.setattr(inside, "_JOBS", {})
+    calls = []
+
+    def fake_project(matrix, method, progress=None, digest=None, **kw):
+        calls.append(method)
+        return np.ones((len(matrix), 2), np.float32)
+
+    monkeypatch.setattr(projection, "project", fake_project)
+    assert inside.available_map(key, lm, "tsne") == (None, "")
+    job = inside.start_projection(key, lm, "tsne")
+    assert inside.start_projection(key, lm, "tsne") is job  # shared, not started twice
+    for _ in range(100):
+        if job.state == "done":
+            break
+        time.sleep(0.05)
+    assert job.state == "done" and calls == ["tsne"]
+    xy, source = inside.available_map(key, lm, "tsne")
+    assert xy.shape == (lm.config.vocab_size, 2) and source == "computed"
