@@ -180,14 +180,28 @@ class Trainer:
             fn(event)
 
     # -- data ----------------------------------------------------------------------------
-    def _global_batch(self) -> torch.Tensor:
-        """Start offsets of this step's global batch, drawn on every rank from one generator."""
+    def _global_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's global batch, drawn on every rank from one generator: window starts (B,)
+        and periods (B,) (0 = plain text; p > 0 = the first p tokens repeated, see below)."""
         hi = len(self.train_ids) - self.seq_len - 1
-        return torch.randint(0, hi + 1, (self.cfg.batch_size,), generator=self.data_gen)
+        B = self.cfg.batch_size
+        starts = torch.randint(0, hi + 1, (B,), generator=self.data_gen)
+        periods = torch.zeros(B, dtype=torch.long)
+        if self.cfg.repeat_fraction > 0:
+            # Repeated spans make copying pay: the second copy is predictable only by looking
+            # back to the first, which is what induction heads do (Olsson et al. 2022). A
+            # templated corpus alone never needs them (names are found by category).
+            chosen = torch.rand(B, generator=self.data_gen) < self.cfg.repeat_fraction
+            lengths = torch.randint(8, max(9, self.seq_len // 2 + 1), (B,), generator=self.data_gen)
+            periods = torch.where(chosen, lengths, periods)
+        return starts, periods
 
-    def _windows(self, ids: torch.Tensor, starts: torch.Tensor):
-        idx = starts[:, None] + torch.arange(self.seq_len + 1)  # (B, T+1)
-        w = ids[idx]
+    def _windows(self, ids: torch.Tensor, starts: torch.Tensor, periods=None):
+        offsets = torch.arange(self.seq_len + 1)[None, :]  # (1, T+1)
+        if periods is not None and bool((periods > 0).any()):
+            p = periods[:, None]
+            offsets = torch.where(p > 0, offsets % p.clamp(min=1), offsets)  # (B, T+1)
+        w = ids[starts[:, None] + offsets]
         return w[:, :-1].to(self.device), w[:, 1:].to(self.device)  # (B, T) each
 
     def _autocast(self):
@@ -203,13 +217,15 @@ class Trainer:
         lr = lr_at(self.step, cfg)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        starts = self._global_batch()
+        starts, periods = self._global_batch()
         per_rank = self.micro * self.accum
-        mine = starts[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+        mine = slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
+        starts, periods = starts[mine], periods[mine]
         self.model.train()
         loss_sum = 0.0
         for i in range(self.accum):
-            x, y = self._windows(self.train_ids, mine[i * self.micro : (i + 1) * self.micro])
+            part = slice(i * self.micro, (i + 1) * self.micro)
+            x, y = self._windows(self.train_ids, starts[part], periods[part])
             with D.no_sync(self.fwd, skip=i < self.accum - 1), self._autocast():
                 _, loss = self.fwd(x, y)
                 loss = loss / self.accum

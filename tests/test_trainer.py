@@ -147,3 +147,16 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_exploding_grad_norm_is_divergence():
     _, events, final = _train(tiny_cfg(max_steps=5, diverge_grad_norm=1e-9, eval_every=0))
     assert final.kind == "diverged" and final.step == 1 and "gradient norm" in final.reason
+
+
+def test_repeat_fraction_makes_periodic_windows():
+    tok, tr, va = tiny_data()
+    cfg = tiny_cfg(repeat_fraction=1.0, batch_size=4)
+    t = Trainer(tiny_model(tok.vocab_size), tr, va, cfg)
+    starts, periods = t._global_batch()
+    assert ((periods >= 8) & (periods <= 16)).all()  # seq_len 32 -> spans of 8..16
+    x, y = t._windows(t.train_ids, starts, periods)
+    for row, p in zip(x, periods.tolist()):
+        assert torch.equal(row[p:], row[: len(row) - p])  # the span repeats
+    plain = Trainer(tiny_model(tok.vocab_size), tr, va, tiny_cfg(batch_size=4))
+    assert (plain._global_batch()[1] == 0).all()
