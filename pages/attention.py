@@ -83,7 +83,11 @@ st.caption(
 
 # --- one query, step by step ------------------------------------------------------------------
 st.subheader(f"Layer {layer}, head {head}, step by step")
-query = st.slider("Query position (the token doing the looking)", 0, T - 1, T - 1, key="att_query")
+query = (
+    st.slider("Query position (the token doing the looking)", 0, T - 1, T - 1, key="att_query")
+    if T > 1
+    else 0
+)
 steps = inside.head_step(key, loaded, ids, layer, head, query)
 st.markdown(
     f"The query is token {query}, `{widgets.esc(labels[query])}`. It may look at positions "

@@ -163,8 +163,11 @@ st.caption(
 
 # --- positions --------------------------------------------------------------------------------
 st.subheader("Position embeddings")
-n_pos = st.slider(
-    "Positions shown", 8, min(256, cfg.context_length), min(64, cfg.context_length), key="emb_npos"
+max_pos = min(256, cfg.context_length)
+n_pos = (
+    st.slider("Positions shown", 8, max_pos, min(64, max_pos), key="emb_npos")
+    if max_pos > 8
+    else max_pos
 )
 kind, sim = inside.position_similarity(key, loaded, n_pos)
 pc1, pc2 = st.columns([3, 2])
@@ -193,7 +196,7 @@ else:
             f"The prompt has {toks['total']:,} tokens; the first {len(toks['ids'])} are shown."
         )
     cc1, cc2 = st.columns(2)
-    layer = cc1.slider("Layer", 0, cfg.n_layers - 1, cfg.n_layers - 1, key="emb_layer")
+    layer = cc1.selectbox("Layer", list(range(cfg.n_layers)), cfg.n_layers - 1, key="emb_layer")
     stage = cc2.radio(
         "Point in the block",
         list(inside.CONTEXT_STAGES),

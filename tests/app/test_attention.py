@@ -80,3 +80,9 @@ def test_step_through_changes_with_the_query(lm):
 def test_empty_prompt_is_a_message(lm):
     at = page("").run()
     assert not at.exception and at.info
+
+
+def test_one_token_prompt(lm):
+    at = page("Lily").run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe[0].value) == len(lm.tokenizer.encode("Lily"))

@@ -143,3 +143,10 @@ def test_background_job_fills_the_map(lm, monkeypatch, tmp_path):
     assert job.state == "done" and calls == ["tsne"]
     xy, source = inside.available_map(key, lm, "tsne")
     assert xy.shape == (lm.config.vocab_size, 2) and source == "computed"
+
+
+def test_contextual_layer_choice(lm):
+    at = page().run()
+    at.selectbox(key="emb_layer").set_value(0).run()
+    assert not at.exception
+    assert any("layer 0" in c["layout"].get("title", {}).get("text", "") for c in charts(at))
