@@ -9,8 +9,8 @@ fuzzes this), by the same algorithm:
    (leftmost on ties) until no adjacent pair is a token.
 
 Rank = id for the mergeable tokens, so "lowest rank" = "learned earliest". `trace` returns each
-step as records; `Replay` gives the segmentation after the first k merges for every k, stored
-as change events (one per applied merge) rather than one copy of the text per k.
+step as records; `Replay` gives the segmentation after the first k merges for every k from
+each chunk's merge events (a few per word), never one copy of the whole text per k.
 """
 
 from __future__ import annotations
