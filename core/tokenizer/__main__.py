@@ -98,7 +98,9 @@ def cmd_trace(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m core.tokenizer", description=__doc__.split("\n\n")[0]
+        prog="python -m core.tokenizer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
 
