@@ -272,8 +272,12 @@ def activation_summary(key: str, _lm, ids: tuple) -> dict:
     stages, norms = lens.residual_norms(trace)
     tok = _lm.tokenizer
     lab = lambda i: token_label(tok.token_label(int(i)), 12)  # noqa: E731
+    losses = lens.token_losses(logits, list(ids))
+    mean = float(np.nanmean(losses)) if len(ids) > 1 else None
     return {
-        "losses": lens.token_losses(logits, list(ids)),
+        "losses": losses,
+        "mean_loss": mean,
+        "perplexity": float(np.exp(mean)) if mean is not None else None,
         "norm_stages": stages,
         "norms": norms,
         "norm_rows": lens.norm_stats(_lm.model, trace),

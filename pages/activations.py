@@ -42,6 +42,11 @@ st.caption(
     "red = surprising. Hover a token for the number. The first token has nothing before it."
 )
 st.html(xplots.loss_heat_html(toks["raw"], summary["losses"]))
+if summary["mean_loss"] is not None:
+    st.caption(
+        f"Mean loss over {len(ids) - 1} predicted tokens: {summary['mean_loss']:.2f} nats "
+        f"(perplexity {summary['perplexity']:.1f}: as unsure as a fair choice among that many tokens)."
+    )
 
 # --- logit lens -------------------------------------------------------------------------------
 st.subheader("Logit lens: the guess after every sub-layer")
@@ -50,9 +55,23 @@ st.caption(
     "stopped after that sub-layer. Each cell: the top next-token guess at that position and its "
     "probability. Read down a column to see where the final answer appears."
 )
+lens_mode = st.radio(
+    "Colour",
+    ["top", "actual"],
+    format_func={
+        "top": "probability of the top guess",
+        "actual": "probability of the real next token",
+    }.get,
+    key="act_lens_mode",
+    horizontal=True,
+)
 st.plotly_chart(
     xplots.logit_lens_figure(
-        summary["lens_stages"], summary["lens_probs"], summary["lens_labels"], labels
+        summary["lens_stages"],
+        summary["lens_probs"] if lens_mode == "top" else summary["lens_target_probs"],
+        summary["lens_labels"],
+        labels,
+        colour_label="p(top)" if lens_mode == "top" else "p(next)",
     ),
     key="act_lens",
 )

@@ -49,7 +49,13 @@ method = c1.radio(
     "Projection", list(METHODS), format_func=METHODS.get, key="emb_method", horizontal=True
 )
 colour = c2.radio(
-    "Colour by", list(COLOUR_BY), format_func=COLOUR_BY.get, key="emb_colour", horizontal=True
+    "Colour by",
+    list(COLOUR_BY),
+    format_func=COLOUR_BY.get,
+    key="emb_colour",
+    horizontal=True,
+    help="Category: the word lists the TinyTales stories are made from (names, animals, "
+    "colours, ...). Frequency: how often the token occurs in a TinyTales sample. Length: characters.",
 )
 k = c3.slider("Nearest neighbours", 3, 30, 10, key="emb_k")
 state.to_url("emb_method", method, "umap")
@@ -173,6 +179,10 @@ kind, sim = inside.position_similarity(key, loaded, n_pos)
 pc1, pc2 = st.columns([3, 2])
 with pc2:
     st.markdown(POSITION_TEXT.get(kind, kind))
+    with st.expander("The other ways to encode position"):
+        for other, text in POSITION_TEXT.items():
+            if other != kind:
+                st.markdown(text)
 with pc1:
     if sim is None:
         st.info("No position table to draw.")

@@ -112,8 +112,10 @@ def logit_lens_figure(
     top_labels: list[list[str]],
     labels: list[str],
     height=None,
+    colour_label: str = "p(top)",
 ):
-    """Grid stage x position: colour = probability of the top token, text = that token."""
+    """Grid stage x position: colour = a probability (by default the top token's), text = the
+    top token. Cells without a value (the last position has no next token) stay blank."""
     p = np.asarray(top_probs, dtype=np.float32)
     S, T = p.shape
     text = [[html.escape(s, quote=False) for s in row] for row in top_labels]
@@ -129,8 +131,8 @@ def logit_lens_figure(
             text=text,
             texttemplate="%{text}" if S * T <= 1200 else None,
             textfont=dict(size=11),
-            colorbar=dict(title=dict(text="p(top)"), thickness=12),
-            hovertemplate="after %{y}, reading %{x}<br>top: %{text} (p=%{z:.2f})<extra></extra>",
+            colorbar=dict(title=dict(text=colour_label), thickness=12),
+            hovertemplate=f"after %{{y}}, reading %{{x}}<br>top: %{{text}}<br>{colour_label} = %{{z:.2f}}<extra></extra>",
         )
     )
     base_layout(

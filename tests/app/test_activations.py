@@ -63,3 +63,12 @@ def test_heat_text_escapes_html(lm):
 def test_empty_prompt_is_a_message(lm):
     at = page("").run()
     assert not at.exception and at.info
+
+
+def test_lens_colour_switch_and_mean_loss(lm):
+    at = page().run()
+    at.radio(key="act_lens_mode").set_value("actual").run()
+    assert not at.exception
+    lens = next(c for c in charts(at) if "Logit lens" in c["layout"]["title"]["text"])
+    assert lens["data"][0]["colorbar"]["title"]["text"] == "p(next)"
+    assert any("perplexity" in c.value for c in at.caption)
