@@ -89,7 +89,9 @@ st.plotly_chart(
 # --- MLP neurons ------------------------------------------------------------------------------
 st.subheader("MLP neurons")
 n1, n2 = st.columns(2)
-layer = n1.selectbox("Layer", list(range(L)), index=0, key="act_layer")
+state.from_url("act_layer", 0, parse=int, ok=lambda v: 0 <= v < L)
+layer = n1.selectbox("Layer", list(range(L)), key="act_layer")
+state.to_url("act_layer", layer, 0)
 k = n2.slider("Neurons to show", 3, 30, 10, key="act_k")
 rep = inside.neuron_report(key, loaded, ids, layer, k)
 st.caption(

@@ -42,8 +42,8 @@ T = len(ids)
 patterns = inside.attention_patterns(key, loaded, ids)  # (L, H, T, T)
 
 # --- which head: a thumbnail click or the two selectors ---------------------------------------
-st.session_state.setdefault("att_layer", 0)
-st.session_state.setdefault("att_head", 0)
+state.from_url("att_layer", 0, parse=int, ok=lambda v: 0 <= v < L)
+state.from_url("att_head", 0, parse=int, ok=lambda v: 0 <= v < H)
 event = st.session_state.get("att_grid")
 points = (event or {}).get("selection", {}).get("points", []) if event else []
 lh = aplots.head_from_click(points[0].get("customdata"), H) if points else None
@@ -68,6 +68,8 @@ with big_col:
     s1, s2 = st.columns(2)
     layer = s1.selectbox("Layer", list(range(L)), key="att_layer")
     head = s2.selectbox("Head", list(range(H)), key="att_head")
+    state.to_url("att_layer", layer, 0)
+    state.to_url("att_head", head, 0)
     st.plotly_chart(aplots.head_heatmap(patterns[layer, head], labels, layer, head), key="att_big")
 
 # --- roles ------------------------------------------------------------------------------------

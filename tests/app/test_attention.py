@@ -86,3 +86,14 @@ def test_one_token_prompt(lm):
     at = page("Lily").run()
     assert not at.exception, at.exception
     assert len(at.dataframe[0].value) == len(lm.tokenizer.encode("Lily"))
+
+
+def test_head_from_the_url(lm):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["prompt"] = PROMPT
+    at.query_params["att_layer"] = str(lm.config.n_layers - 1)
+    at.query_params["att_head"] = "999"  # out of range: falls back to the default
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="att_layer").value == lm.config.n_layers - 1
+    assert at.selectbox(key="att_head").value == 0

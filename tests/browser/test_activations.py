@@ -11,8 +11,7 @@ def test_views_draw_and_text_is_escaped(page, open_app, wait_idle, shot, dialogs
     assert page.locator("[data-testid='stException']").count() == 0
     page.wait_for_selector(".js-plotly-plot")
     assert page.locator(".js-plotly-plot").count() >= 5
-    assert page.get_by_text("<script>alert(2)</script>", exact=False).count() >= 0
     heat = page.locator("[data-testid='stHtml']").first.inner_text()
-    assert "<img" in heat and "<script>" in heat  # shown as text, not parsed
+    assert "<img" in heat and "<script>" in heat and "Lily" in heat  # shown as text, not parsed
     assert dialogs == []
     shot(page, "activations")
