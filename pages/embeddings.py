@@ -14,6 +14,7 @@ from explorer import inside, state, widgets
 from explorer.plots import embeddings as eplots
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+TSNE_MAX = 16_384  # vocabularies above this get no t-SNE (GPT-2's 50k would take ~15 min)
 COLOUR_BY = {"category": "TinyTales category", "frequency": "frequency", "length": "token length"}
 POSITION_TEXT = {
     "learned": "**Learned** positions: each position has its own trained vector. Neighbouring "
@@ -94,7 +95,14 @@ if selected is not None and not 0 <= selected < cfg.vocab_size:
 # --- the map ----------------------------------------------------------------------------------
 xy, source = inside.available_map(key, loaded, method)
 shown = method
-if xy is None:
+if xy is None and method == "tsne" and cfg.vocab_size > TSNE_MAX:
+    st.info(
+        f"t-SNE of {cfg.vocab_size:,} tokens would take many minutes on this server's CPU "
+        "(about a minute per 4k tokens, growing faster than linearly). Showing PCA; UMAP is "
+        "the fast non-linear map."
+    )
+    xy, shown = inside.available_map(key, loaded, "pca")[0], "pca"
+elif xy is None:
     job = inside.start_projection(key, loaded, method)
     xy, _ = inside.available_map(key, loaded, "pca")
     shown = "pca"
