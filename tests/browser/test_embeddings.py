@@ -4,6 +4,11 @@ tests/browser/screenshots/embeddings_*.png (looked at by hand; not committed).""
 
 from __future__ import annotations
 
+import pytest
+
+from core.projection import load_maps
+from explorer.registry import default_dir
+
 ERRORS = "[data-testid='stException']"
 
 
@@ -79,3 +84,14 @@ def test_search_selects_a_token(page, open_app, wait_idle, shot):
     assert trace_names(page)[-1] == "selected"
     page.get_by_text("Position embeddings").scroll_into_view_if_needed()
     shot(page, "embeddings_positions")
+
+
+def test_shipped_model_opens_on_its_precomputed_umap(page, open_app, shot):
+    if "umap" not in load_maps(default_dir()):
+        pytest.skip("assets/default/maps has no UMAP map")
+    open_app(page, "embeddings")
+    page.wait_for_selector(".js-plotly-plot")
+    title = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.title.text")
+    assert "UMAP" in title
+    assert page.locator("[data-testid='stProgress']").count() == 0  # nothing to compute
+    shot(page, "embeddings_umap")
