@@ -41,6 +41,35 @@ PAGES = [
 ]
 
 
+# One sentence per page for the start page; a page without one is still listed.
+BLURBS = {
+    "tokenize.py": "How text becomes ids: chips, tokenizers compared, BPE merges, sliding windows.",
+    "architecture.py": "The model drawn from its config, with parameters, memory and FLOPs.",
+    "embeddings.py": "Maps of the token embedding table and of positions.",
+    "attention.py": "Every head of every layer on your prompt, step by step.",
+    "activations.py": "The residual stream, MLP neurons and the logit lens.",
+    "train.py": "Train a model in the background and watch it learn.",
+    "sample.py": "Temperature, top-k and top-p on the next-token distribution; generate.",
+}
+
+
+def start_page(sections: dict[str, list]) -> None:
+    """The landing page: what this is and the path through it (the book's order)."""
+    st.title("Glassbox GPT")
+    st.markdown(
+        "Build, train and look inside a small GPT, live, on a CPU. The pages follow the path of "
+        "*Build a Large Language Model (From Scratch)*: tokenize → embed → attend → transformer "
+        "block → pre-train → generate. The model chosen in the sidebar is the one every page "
+        "shows; the shared prompt is where the model-reading pages start."
+    )
+    for section, pages in sections.items():
+        st.subheader(section)
+        for file, page in pages:
+            st.page_link(page)
+            if file in BLURBS:
+                st.caption(BLURBS[file])
+
+
 def navigation_spec(pages=PAGES, pages_dir: Path = PAGES_DIR) -> dict[str, list[tuple]]:
     """Section -> page lines whose files exist, sections in SECTIONS order (pure, testable)."""
     spec: dict[str, list[tuple]] = {}
@@ -124,17 +153,21 @@ def model_picker() -> None:
 def main() -> None:
     torch.set_num_threads(SERVER_THREADS)  # per script thread: each rerun runs in its own thread
     st.set_page_config(page_title="Glassbox GPT", page_icon=":material/visibility:", layout="wide")
-    spec = navigation_spec()
-    nav = st.navigation(
-        {
-            section: [
-                st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=url)
-                for _, file, title, icon, url in rows
-            ]
-            for section, rows in spec.items()
-        }
+    sections = {
+        section: [
+            (file, st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=url))
+            for _, file, title, icon, url in rows
+        ]
+        for section, rows in navigation_spec().items()
+    }
+    start = st.Page(
+        lambda: start_page(sections),
+        title="Start",
+        icon=":material/home:",
+        url_path="start",
+        default=True,
     )
-    st.sidebar.title("Glassbox GPT")
+    nav = st.navigation({"": [start], **{s: [p for _, p in rows] for s, rows in sections.items()}})
     model_picker()
     nav.run()
 

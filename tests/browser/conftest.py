@@ -7,7 +7,8 @@ Fixtures (every browser test file may use them):
   page        pytest-playwright's page, launched with Debian's /usr/bin/chromium
   open_app    open_app(page, "sample", prompt="hi") -> navigates and waits until the app is idle
   wait_idle   wait_idle(page): after a click or key press, wait for the rerun to finish
-  shot        shot(page, "name"): full-page screenshot to tests/browser/screenshots/name.png
+  shot        shot(page, "name"): whole-page screenshot to tests/browser/screenshots/name.png
+              (the default page, Tokenize, is served at "/": open_app(page) opens it)
   dialogs     list of JS dialogs (alert/confirm) that opened: an XSS check asserts it stays empty
 
 Every test in this folder is marked `browser`; all skip, with the reason, when Chromium is absent.
@@ -159,9 +160,22 @@ def open_app(app_server):
 def shot():
     SCREENSHOTS.mkdir(exist_ok=True)
 
-    def take(page, name: str) -> Path:
+    def take(page, name: str, full: bool = True) -> Path:
+        """Streamlit scrolls inside stMain, not the document, so a 'full page' screenshot
+        means growing the viewport to the content's height for the shot, then restoring it."""
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        size = page.viewport_size
+        height = page.evaluate(
+            "() => { const m = document.querySelector(\"[data-testid='stMain']\");"
+            " return m ? m.scrollHeight : document.body.scrollHeight; }"
+        )
+        if full and size and height > size["height"]:
+            page.set_viewport_size({"width": size["width"], "height": min(int(height), 12_000)})
+            time.sleep(0.5)  # plotly relayouts on resize
+            page.screenshot(path=str(path))
+            page.set_viewport_size(size)
+        else:
+            page.screenshot(path=str(path))
         return path
 
     return take

@@ -1,0 +1,40 @@
+"""Sample page in a real browser: stage bars, streamed generation, side by side, diversity."""
+
+
+def test_sample_generate_and_compare(page, open_app, wait_idle, shot):
+    open_app(page, "sample", prompt="Once upon a time")
+    main = page.locator("[data-testid='stMain']")
+    assert main.locator(".js-plotly-plot").count() >= 1
+    topk = (
+        main.locator("[data-testid='stSlider']")
+        .filter(has_text="Top-k")
+        .locator("input[type='range']")
+    )
+    topk.focus()
+    for _ in range(5):
+        topk.press("ArrowRight")
+    wait_idle(page)
+    assert main.get_by_text("Top-k keeps 5 of", exact=False).count() == 1
+
+    main.get_by_role("button", name="Generate").click()
+    wait_idle(page, timeout=120_000)
+    generated = main.locator(".gbx").last.locator(".gbx-chip:not(.prompt)")
+    assert generated.count() > 0
+    generated.first.hover()
+    shot(page, "sample_generated")
+
+    main.get_by_role("button", name="Compare").click()
+    wait_idle(page, timeout=120_000)
+    assert main.locator("[data-testid='stCaptionContainer']").filter(has_text="seed").count() >= 4
+    assert main.locator("[data-testid='stException']").count() == 0
+    shot(page, "sample_compare")
+
+
+def test_diversity_plot(page, open_app, wait_idle, shot):
+    open_app(page, "sample", prompt="Once upon a time")
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_role("button", name="Measure diversity").click()
+    wait_idle(page, timeout=180_000)
+    assert main.locator("[data-testid='stDataFrame']").count() == 1
+    assert main.locator("[data-testid='stException']").count() == 0
+    shot(page, "sample_diversity")
