@@ -298,11 +298,12 @@ def precompute_maps(
 
 
 def load_maps(
-    run_dir: Path | str | None, matrix: np.ndarray | None = None
+    run_dir: Path | str | None, matrix: np.ndarray | None = None, digest: str | None = None
 ) -> dict[str, np.ndarray]:
     """Precomputed maps of run_dir ({method: (V, 2)}); empty when absent or stale.
 
-    With `matrix`, a map is used only if it was made from exactly that matrix.
+    With `matrix` (or its `digest`, matrix_hash(matrix)), a map is used only if it was made from
+    exactly that matrix.
     """
     if run_dir is None:
         return {}
@@ -311,7 +312,9 @@ def load_maps(
         index = json.loads((folder / "index.json").read_text())
     except (OSError, ValueError):
         return {}
-    if matrix is not None and index.get("matrix_hash") != matrix_hash(matrix):
+    if digest is None and matrix is not None:
+        digest = matrix_hash(matrix)
+    if digest is not None and index.get("matrix_hash") != digest:
         return {}
     out = {}
     for method, meta in index.get("maps", {}).items():

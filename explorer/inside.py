@@ -109,7 +109,7 @@ def available_map(key: str, lm, method: str) -> tuple[np.ndarray | None, str]:
 def _precomputed(key: str, _lm, matrix_hash: str) -> dict:
     if _lm.run_dir is None:
         return {}
-    return projection.load_maps(_lm.run_dir, embedding_table(key, _lm)["matrix"])
+    return projection.load_maps(_lm.run_dir, digest=matrix_hash)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
