@@ -74,12 +74,17 @@ except SamplingError as exc:
 # --- the distribution at every stage -------------------------------------------------------
 st.subheader("Next-token distribution, stage by stage")
 stages = loaders.sampling_stages(loaded.key, loaded.model, ids_key, temperature, k_arg, p_arg)
-top_n = st.slider("Tokens on the axis", 5, 40, 20, key="smp_topn")
+a1, a2 = st.columns([3, 1])
+top_n = a1.slider("Tokens on the axis", 5, 40, 20, key="smp_topn")
+log_axis = a2.toggle(
+    "Log scale", key="smp_log", help="Shows small probabilities; removed tokens vanish."
+)
 st.plotly_chart(
     splots.stage_bars(
         {s: getattr(stages, s) for s in ("raw", "temperature", "top_k", "top_p", "final")},
         labels,
         top_n,
+        log=log_axis,
     ),
     key="smp_stage_chart",
 )

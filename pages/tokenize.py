@@ -133,7 +133,7 @@ else:
         st.markdown(f"Merge **#{k}** of {tok.n_merges:,}: now **{rep['counts'][i]}** tokens.")
         st.code(f"{m[0]!r} + {m[1]!r} -> {m[2]!r}", language=None)
     widgets.show(widgets.segments_html(rep["labels"][i]))
-    st.plotly_chart(tplots.merge_curve(rep["counts"], i), key="tok_merge_chart")
+    st.plotly_chart(tplots.merge_curve(rep["counts"], i, steps), key="tok_merge_chart")
 
 # --- train a BPE ----------------------------------------------------------------------------
 st.subheader("Train your own BPE")

@@ -98,89 +98,79 @@ def architecture_diagram(
 
     counts: optional box id -> text written at the right of the box (see count_labels; ids are
     tok_emb, pos, norm1, attn, norm2, mlp, ln_f, lm_head).
+    Shapes and annotations are collected as plain dicts and set once: one add_shape call per
+    box costs ~30 ms of plotly validation, which made every slider move take over a second.
     """
     counts = counts or {}
     boxes = diagram_boxes(cfg)
     n = len(boxes)
-    step = 1.0
-    fig = go.Figure()
+    shapes: list[dict] = []
+    notes: list[dict] = []
     y_of = [n - i for i in range(n)]
     block_ys = [y for y, b in zip(y_of, boxes) if b["in_block"]]
     if block_ys:
-        fig.add_shape(
-            type="rect",
-            x0=0.4,
-            x1=9.6,
-            y0=min(block_ys) - 0.45,
-            y1=max(block_ys) + 0.45,
-            line=dict(color="#64748b", width=2, dash="dash"),
-            fillcolor="rgba(241,245,249,0.6)",
-            layer="below",
-        )
-        fig.add_annotation(
-            x=9.5,
-            y=max(block_ys) + 0.3,
-            text=f"<b>× L = {cfg.n_layers} blocks</b>",
-            showarrow=False,
-            xanchor="right",
-            font=dict(size=13, color="#334155"),
-        )
+        shapes.append(
+            dict(
+                type="rect", x0=0.4, x1=9.6, y0=min(block_ys) - 0.45, y1=max(block_ys) + 0.45,
+                line=dict(color="#64748b", width=2, dash="dash"),
+                fillcolor="rgba(241,245,249,0.6)", layer="below",
+            )
+        )  # fmt: skip
+        notes.append(
+            dict(
+                x=9.5, y=min(block_ys),  # beside the last residual add, which has no count text
+                text=f"<b>× L = {cfg.n_layers} blocks</b>", showarrow=False, xanchor="right",
+                font=dict(size=13, color="#334155"),
+            )
+        )  # fmt: skip
     for i, (y, box) in enumerate(zip(y_of, boxes)):
         x0, x1 = (1.0, 6.0) if box["kind"] != "add" else (2.5, 4.5)
-        fig.add_shape(
-            type="rect",
-            x0=x0,
-            x1=x1,
-            y0=y - 0.32,
-            y1=y + 0.32,
-            line=dict(color="#334155", width=1),
-            fillcolor=COLOURS[box["kind"]],
-        )
-        fig.add_annotation(
-            x=(x0 + x1) / 2,
-            y=y + (0.1 if box["detail"] else 0),
-            text=f"<b>{box['label']}</b>",
-            showarrow=False,
-            font=dict(size=12),
-        )
+        shapes.append(
+            dict(
+                type="rect", x0=x0, x1=x1, y0=y - 0.32, y1=y + 0.32,
+                line=dict(color="#334155", width=1), fillcolor=COLOURS[box["kind"]],
+            )
+        )  # fmt: skip
+        notes.append(
+            dict(
+                x=(x0 + x1) / 2, y=y + (0.1 if box["detail"] else 0),
+                text=f"<b>{box['label']}</b>", showarrow=False, font=dict(size=12),
+            )
+        )  # fmt: skip
         if box["detail"]:
-            fig.add_annotation(
-                x=(x0 + x1) / 2,
-                y=y - 0.16,
-                text=box["detail"],
-                showarrow=False,
-                font=dict(size=10, color="#334155"),
-            )
+            notes.append(
+                dict(
+                    x=(x0 + x1) / 2, y=y - 0.16, text=box["detail"], showarrow=False,
+                    font=dict(size=10, color="#334155"),
+                )
+            )  # fmt: skip
         if box["id"] in counts:
-            fig.add_annotation(
-                x=6.2,
-                y=y,
-                text=counts[box["id"]],
-                showarrow=False,
-                xanchor="left",
-                font=dict(size=11, color="#475569"),
-            )
-        if i + 1 < n:
-            fig.add_annotation(
-                x=3.5,
-                y=y - 1 + 0.33,
-                ax=3.5,
-                ay=y - 0.33,
-                xref="x",
-                yref="y",
-                axref="x",
-                ayref="y",
-                showarrow=True,
-                arrowhead=2,
-                arrowsize=1,
-                arrowwidth=1.2,
-                arrowcolor="#334155",
-                text="",
-            )
-    fig.update_xaxes(visible=False, range=[0, 10], fixedrange=True)
-    fig.update_yaxes(visible=False, range=[0.4, n + 0.6], fixedrange=True)
-    fig.update_layout(showlegend=False, font=dict(family=FONT), dragmode=False)
-    return base_layout(fig, height=max(height, int(n * 48 * step)))
+            notes.append(
+                dict(
+                    x=6.2, y=y, text=counts[box["id"]], showarrow=False, xanchor="left",
+                    font=dict(size=11, color="#475569"),
+                )
+            )  # fmt: skip
+        if i + 1 < n:  # arrow to the next box
+            notes.append(
+                dict(
+                    x=3.5, y=y - 1 + 0.33, ax=3.5, ay=y - 0.33, xref="x", yref="y", axref="x",
+                    ayref="y", showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.2,
+                    arrowcolor="#334155", text="",
+                )
+            )  # fmt: skip
+    fig = go.Figure(
+        layout=dict(
+            shapes=shapes,
+            annotations=notes,
+            xaxis=dict(visible=False, range=[0, 10], fixedrange=True),
+            yaxis=dict(visible=False, range=[0.4, n + 0.6], fixedrange=True),
+            showlegend=False,
+            font=dict(family=FONT),
+            dragmode=False,
+        )
+    )
+    return base_layout(fig, height=max(height, n * 48))
 
 
 COMPONENTS = ("embeddings", "position", "attention", "mlp", "norms", "lm_head")
@@ -232,7 +222,7 @@ def param_breakdown(counts: Mapping[str, int], *, height: int = 300) -> go.Figur
     )
 
 
-def memory_breakdown(mem: Mapping[str, int], *, height: int = 220) -> go.Figure:
+def memory_breakdown(mem: Mapping[str, int], *, height: int = 260) -> go.Figure:
     """One stacked bar of training memory: weights, gradients, AdamW state, activations."""
     items = [(k, int(v)) for k, v in mem.items() if k != "total" and int(v) > 0]
     total = int(mem.get("total", sum(v for _, v in items)))
@@ -249,7 +239,13 @@ def memory_breakdown(mem: Mapping[str, int], *, height: int = 220) -> go.Figure:
                 hovertemplate=f"{k}: {fmt_bytes(v)}<extra></extra>",
             )
         )
-    fig.update_layout(barmode="stack")
     fig.update_xaxes(title="bytes", gridcolor="#eee")
     fig.update_yaxes(visible=False)
-    return base_layout(fig, height=height, title=f"training memory ≈ {fmt_bytes(total)}")
+    base_layout(fig, height=height, title=f"training memory ≈ {fmt_bytes(total)}")
+    # legend under the bar, so it never covers the title
+    fig.update_layout(
+        barmode="stack",
+        legend=dict(orientation="h", yanchor="top", y=-0.45, x=0),
+        margin=dict(b=10),
+    )
+    return fig

@@ -31,12 +31,14 @@ def stage_bars(
     labels: Sequence[str],
     top_n: int = 20,
     *,
+    log: bool = False,
     height: int = 380,
 ) -> go.Figure:
     """Grouped bars: for each token on the axis, one bar per pipeline stage.
 
     A token that top-k or top-p removes drops to zero in that stage's bar, so the eye sees what
-    each slider cut. `labels[i]` is the display text of token id i.
+    each slider cut. `labels[i]` is the display text of token id i. `log` puts probability on
+    a log axis (small raw probabilities become visible; removed tokens vanish).
     """
     ids = axis_tokens(stages, top_n)
     x = np.arange(len(ids))
@@ -62,7 +64,10 @@ def stage_bars(
         )
     fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.05)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks, tickangle=-45, title=None)
-    fig.update_yaxes(title="probability", rangemode="tozero", gridcolor="#eee")
+    if log:
+        fig.update_yaxes(type="log", title="probability (log)", gridcolor="#eee")
+    else:
+        fig.update_yaxes(title="probability", rangemode="tozero", gridcolor="#eee")
     return base_layout(fig, height=height)
 
 

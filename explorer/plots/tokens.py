@@ -36,19 +36,19 @@ def tokenizer_comparison(rows: Sequence[Mapping], *, height: int = 300) -> go.Fi
     return base_layout(fig, height=max(height, 60 + 40 * len(rows)))
 
 
-def merge_curve(counts: Sequence[int], current: int, *, height: int = 260) -> go.Figure:
-    """Tokens in the text after applying the first k merges, k = 0..len(counts)-1.
-
-    `current` is the slider's k, marked with a dot.
-    """
-    ks = list(range(len(counts)))
+def merge_curve(
+    counts: Sequence[int], current: int, steps: Sequence[int] | None = None, *, height: int = 260
+) -> go.Figure:
+    """Tokens in the text after each merge step: x = merge number (steps[i], default i),
+    y = counts[i]. `current` is the slider's index i, marked with a dot."""
+    ks = list(steps) if steps is not None else list(range(len(counts)))
     fig = go.Figure(
         go.Scatter(
             x=ks,
             y=list(counts),
             mode="lines",
-            line=dict(color="#2563eb"),
-            hovertemplate="after %{x} merges: %{y} tokens<extra></extra>",
+            line=dict(color="#2563eb", shape="hv"),
+            hovertemplate="after merge %{x}: %{y} tokens<extra></extra>",
             name="tokens",
         )
     )
@@ -56,7 +56,7 @@ def merge_curve(counts: Sequence[int], current: int, *, height: int = 260) -> go
         k = min(max(current, 0), len(counts) - 1)
         fig.add_trace(
             go.Scatter(
-                x=[k],
+                x=[ks[k]],
                 y=[counts[k]],
                 mode="markers",
                 marker=dict(size=12, color="#dc2626"),
