@@ -62,7 +62,12 @@ with grid_col:
         selected=(st.session_state["att_layer"], st.session_state["att_head"]),
     )
     st.plotly_chart(
-        grid_fig, key="att_grid", on_select="rerun", selection_mode="points", width="content"
+        grid_fig,
+        key="att_grid",
+        on_select="rerun",
+        selection_mode="points",
+        width="content",
+        config={"displayModeBar": False},  # the toolbar would cover the head labels
     )
 with big_col:
     s1, s2 = st.columns(2)

@@ -19,7 +19,8 @@ COLOUR_BY = {"category": "TinyTales category", "frequency": "frequency", "length
 POSITION_TEXT = {
     "learned": "**Learned** positions: each position has its own trained vector. Neighbouring "
     "positions usually end up similar (a bright band along the diagonal) because the model "
-    "saw them in similar roles; far positions that were rarely trained stay noisy.",
+    "saw them in similar roles; far positions that were rarely trained stay noisy. (The part "
+    "every position shares is removed first, or every pair would look alike.)",
     "sinusoidal": "**Sinusoidal** positions (the original Transformer): fixed sines and cosines "
     "of many wavelengths, not trained. Similarity depends only on the distance between two "
     "positions, so every diagonal has one colour.",
@@ -145,7 +146,7 @@ fig = eplots.embedding_map(
 )
 map_col, side = st.columns([3, 1])
 with map_col:
-    st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode="points", width="stretch")
+    st.plotly_chart(fig, key="emb_map", on_select="rerun", selection_mode="points")
     if source == "precomputed":
         st.caption("Precomputed when this model was saved.")
 with side:

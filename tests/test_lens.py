@@ -141,6 +141,8 @@ def test_every_position_encoding_traces(pos):
     else:
         assert sim.shape == (16, 16)
         np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-5)
+    if pos == "sinusoidal":  # fixed table: similarity depends on the distance only
+        assert np.allclose(sim[3, 1], sim[10, 8], atol=1e-5)
     if pos == "rope":  # relative: constant along every diagonal
         assert np.allclose(sim[3, 1], sim[10, 8])
 
@@ -175,3 +177,10 @@ def test_token_table_categories_and_counts():
     assert t.categories == ["other", "names", "colours", "colours", "other"]
     assert t.counts.tolist() == [0, 2, 1, 0, 1] and t.lengths.tolist() == [1, 3, 3, 3, 1]
     assert category_lookup({"a": ["x"], "b": ["X"]}) == {"x": "a"}
+
+
+def test_learned_position_similarity_is_centred(tiny_model):
+    with torch.no_grad():
+        tiny_model.pos_emb.weight.add_(5.0)  # a shared offset must not make positions alike
+    _, sim = position_similarity(tiny_model, 16)
+    assert abs(float(sim[np.triu_indices(16, 1)].mean())) < 0.3
