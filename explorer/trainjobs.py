@@ -11,11 +11,13 @@ last checkpoint (`resume()`), and an uploaded corpus is kept in the run dir for 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ DEFAULT_GFLOPS = {"fp32": 40.0, "bf16": 80.0}  # achieved training FLOP/s on 1 t
 UPLOAD_FILE = "corpus.txt"
 BPE_BYTES = 2_000_000  # the BPE learns its merges on this prefix (as the CLI does)
 ACTIVE_STATUSES = ("queued", "running")
+NICE = 10  # scheduling niceness of a training thread (Linux); pages' reruns come first
 
 
 @dataclass
@@ -367,6 +370,10 @@ def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads
 
         # per thread: a training must leave the server's other cores to the sessions' reruns
         torch.set_num_threads(max(1, threads))
+        with contextlib.suppress(OSError, AttributeError):
+            # nice only this thread (Linux: a thread is a schedulable task with its own id), so
+            # the CPU goes to other sessions' reruns first and the training takes what is left
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         try:
             ctx.set_progress(0, None, "preparing the corpus")
             text = load_corpus_text(run_dir, spec)

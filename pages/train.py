@@ -515,7 +515,6 @@ def timelapse_panel(run_dir: str) -> None:
         ),
         key=k("tl_map"),
     )
-    c2.plotly_chart(tp.head_scores_at_step_figure(v.head_scores[i], step=step), key=k("tl_hstep"))
     with c2:
         st.markdown(
             f"**Per-token loss on the probe text at step {step}** (redder = more surprised)"
@@ -523,6 +522,7 @@ def timelapse_panel(run_dir: str) -> None:
         st.html(tp.token_loss_html(v.probe_labels, v.token_loss[i], vmax=v.loss_max))
         st.markdown(f"**Greedy sample at step {step}**")
         st.text(f"{v.sample_prompt}{v.samples[i]}" if i < len(v.samples) else "")
+    st.plotly_chart(tp.head_scores_at_step_figure(v.head_scores[i], step=step), key=k("tl_hstep"))
 
 
 # ---------------------------------------------------------------- page

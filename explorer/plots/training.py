@@ -158,7 +158,8 @@ def grad_norm_figure(
             y=clip, line=dict(color="grey", dash="dash"), annotation_text=f"clip {clip:g}"
         )
     _cursor(fig, cursor)
-    fig.update_layout(title="Gradient norm", xaxis_title="step", yaxis_type="log", **_LAYOUT)
+    fig.update_layout(title="Gradient norm", xaxis_title="step", **_LAYOUT)
+    fig.update_yaxes(type="log", tickformat=".2~g")
     return fig
 
 
@@ -175,17 +176,21 @@ def layer_grad_norms_figure(steps, norms, names: Sequence[str] | None = None) ->
     for j, name in enumerate(names):
         x, y = decimate(steps, norms[:, j])
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines"))
-    fig.update_layout(
-        title="Per-layer gradient norm", xaxis_title="step", yaxis_type="log", **_LAYOUT
-    )
+    fig.update_layout(title="Per-layer gradient norm", xaxis_title="step", **_LAYOUT)
+    fig.update_yaxes(type="log", tickformat=".2~g")
     return fig
 
 
-def tokens_per_s_figure(steps, tokens_per_s) -> go.Figure:
+def tokens_per_s_figure(steps, tokens_per_s, *, smooth: float = 0.05) -> go.Figure:
+    """Throughput per step (faint; steps with an eval or a checkpoint dip) and its moving average."""
     if len(_arr(steps)) == 0:
         return _empty("Throughput")
-    x, y = decimate(steps, tokens_per_s)
-    fig = go.Figure(go.Scatter(x=x, y=y, name="tokens/s", line=dict(color="#8c564b")))
+    x, y, ys = decimate(steps, tokens_per_s, ema(tokens_per_s, smooth))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=x, y=y, name="per step", line=dict(color="#8c564b", width=1), opacity=0.35)
+    )
+    fig.add_trace(go.Scatter(x=x, y=ys, name="average", line=dict(color="#8c564b", width=2)))
     fig.update_layout(title="Throughput", xaxis_title="step", yaxis_title="tokens/s", **_LAYOUT)
     return fig
 
@@ -357,7 +362,7 @@ def head_scores_at_step_figure(
         return _empty("Head roles", "no head scores recorded")
     L, H, K = sc.shape
     titles = [(names[k] if k < len(names) else f"score {k}").replace("_", "-") for k in range(K)]
-    fig = make_subplots(rows=1, cols=K, subplot_titles=titles, horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=K, subplot_titles=titles, horizontal_spacing=0.08)
     for k in range(K):
         fig.add_trace(
             go.Heatmap(
@@ -377,7 +382,7 @@ def head_scores_at_step_figure(
     fig.update_layout(
         title=title,
         coloraxis=dict(colorscale=HEAT_SCALE, cmin=0, cmax=1),
-        **{**_LAYOUT, "height": max(220, 40 * L + 120)},
+        **{**_LAYOUT, "height": max(260, 45 * L + 140), "margin": dict(l=50, r=10, t=80, b=40)},
     )
     return fig
 
