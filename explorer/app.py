@@ -13,8 +13,11 @@ import os
 
 # A Streamlit server runs many sessions' scripts in threads at once; torch's default intra-op
 # pool (one thread per core, per calling thread) oversubscribes the CPU and made one rerun take
-# 10-18 s under load instead of 0.25 s (FIELD-NOTES). One intra-op thread per script thread is
-# measured best here (see tests/bench/bench_pages.py --threads). Set before torch loads.
+# 10-18 s under load instead of 0.25 s (FIELD-NOTES). Measured here with
+# `python tests/bench/bench_pages.py --threads` (2 cores, already loaded by other work): 8
+# concurrent Sample reruns ran p50 0.64-0.71 s / p90 0.76-1.05 s, 11.0-11.6 reruns/s with 1
+# thread vs p50 0.71-0.79 s / p90 1.25-1.32 s, 9.2-9.6 reruns/s with 2. One thread per script
+# thread, then; a single-user laptop may set GLASSBOX_TORCH_THREADS=2. Set before torch loads.
 SERVER_THREADS = int(os.environ.get("GLASSBOX_TORCH_THREADS", "1"))
 os.environ.setdefault("OMP_NUM_THREADS", str(SERVER_THREADS))
 os.environ.setdefault("MKL_NUM_THREADS", str(SERVER_THREADS))

@@ -83,6 +83,13 @@ def test_tokenizer_comparison_and_merge_curve():
     assert "4.00 chars/token" in fig.data[0].text[0]
     curve = tokens.merge_curve([40, 30, 20, 10], current=2)
     assert list(curve.data[1].x) == [2] and list(curve.data[1].y) == [20]
+    curve = tokens.merge_curve([40, 30, 20], current=1, steps=[0, 7, 90])
+    assert list(curve.data[0].x) == [0, 7, 90] and list(curve.data[1].x) == [7]
+
+
+def test_stage_bars_log_axis():
+    fig = sampling.stage_bars(stages_for(), [f"t{i}" for i in range(50)], log=True)
+    assert fig.layout.yaxis.type == "log"
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,12 @@ def test_top_k_slider_removes_tokens(app, open_page):
     assert at.query_params["smp_topk"] == "3"
 
 
+def test_log_scale_toggle(app, open_page):
+    at = open_page(app, "sample")
+    at.toggle(key="smp_log").set_value(True).run()
+    assert stage_chart(at)["layout"]["yaxis"]["type"] == "log"
+
+
 def test_temperature_changes_the_distribution(app, open_page):
     at = open_page(app, "sample")
     before = stage_chart(at)["data"][1]["y"]
