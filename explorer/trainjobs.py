@@ -255,6 +255,13 @@ def start(
     errs = validate(spec, upload_bytes=len(upload) if upload else None)
     if errs:
         raise ValueError("; ".join(f"{k or 'form'}: {v}" for k, v in errs.items()))
+    if spec.corpus == "upload":
+        from core.corpora import CorpusError, read_user_text
+
+        try:  # refuse a binary or oversized file before anything is queued
+            read_user_text(upload or b"", max_bytes=MAX_CORPUS_BYTES)
+        except CorpusError as exc:
+            raise ValueError(str(exc)) from None
     root = Path(root) if root is not None else runs_root_dir()
     root.mkdir(parents=True, exist_ok=True)
     name = new_run_name(spec.label, root)
@@ -299,6 +306,7 @@ def resume(run_dir: str | Path, *, registry=None, threads: int = 1) -> str:
     forget_log(run_dir)
     meta.update(status="queued", resumed_at=time.time())
     meta.pop("error", None)
+    meta.pop("failed", None)
     _write_meta(run_dir, meta)
     _submit(run_dir, spec, resume=has_ckpt, registry=registry, threads=threads)
     return run_dir.name
@@ -415,7 +423,10 @@ def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads
             if meta_path.exists():
                 status = json.loads(meta_path.read_text(encoding="utf-8")).get("status")
                 if status in ACTIVE_STATUSES or status == "interrupted":
-                    runs.set_status(run_dir, "interrupted", error=jobs.describe_error(exc))
+                    failed = not isinstance(exc, KeyboardInterrupt | SystemExit)
+                    runs.set_status(
+                        run_dir, "interrupted", error=jobs.describe_error(exc), failed=failed
+                    )
             raise
 
     return target
@@ -429,6 +440,8 @@ def run_state(info, registry=None) -> str:
     if job is not None and job.active:
         return job.state
     status = info.status
+    if status == "interrupted" and info.extra.get("failed"):
+        return "failed"  # it crashed here; the error is in run.json
     # run.json says running/queued but nothing here trains it: a queued run, or a running one
     # this very process wrote, was orphaned; a live pid elsewhere (a CLI run) stays "running"
     # and a dead one has already become "interrupted" in load_run

@@ -351,7 +351,8 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
                 text=f"step {step}/{total} · ETA {fmt_duration(eta)} · {tps:,.0f} tokens/s",
             )
     elif state == "failed" or (job is not None and job.state == jobs.FAILED):
-        st.error(f"The run crashed: {job.error if job else row['error']}")
+        error = job.error if job is not None and job.error else row["error"]
+        st.error(f"The run crashed: {error}")
         if job is not None and job.traceback:
             with st.expander("Traceback"):
                 st.code(job.traceback, language=None)

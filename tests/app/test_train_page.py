@@ -139,3 +139,64 @@ def test_tiny_run_starts_finishes_and_can_be_managed(runs_root):
     at.button(key="train_delete").click().run()
     assert not (runs_root / "renamed").exists()
     assert not at.exception
+
+
+def fake_run(root: Path, name: str, status: str, log: list[dict], **meta) -> Path:
+    import json
+    import time
+
+    d = root / name
+    d.mkdir(parents=True)
+    info = {"name": name, "status": status, "created": time.time(), "model": {"n_layers": 1}}
+    info |= {"train": {"max_steps": 10, "grad_clip": 1.0}, **meta}
+    (d / "run.json").write_text(json.dumps(info))
+    (d / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    return d
+
+
+def steps(n: int) -> list[dict]:
+    return [
+        {"event": "step", "step": i, "loss": 3.0, "lr": 1e-3, "grad_norm": 1.0, "clipped": False,
+         "tokens": 64 * i, "tokens_per_s": 1e3, "elapsed": 0.1 * i}
+        for i in range(1, n + 1)
+    ]  # fmt: skip
+
+
+def test_a_diverged_run_says_why(runs_root):
+    reason = "loss is nan at step 4"
+    log = steps(3) + [{"event": "diverged", "step": 4, "reason": reason, "loss": None}]
+    fake_run(runs_root, "exploded", "diverged", log, final={"reason": reason})
+    at = page()
+    at.query_params["run"] = "exploded"
+    at.run()
+    assert at.segmented_control(key="train_view").value == "Watch"
+    assert any(reason in e and "diverged" in e for e in errors(at)), errors(at)
+    assert not at.exception
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_by_a_restart_resumes_from_the_page(runs_root):
+    import subprocess
+    import sys
+
+    from explorer.trainjobs import TrainSpec
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()  # a pid that is gone: the server that wrote run.json died
+    spec = TrainSpec(
+        label="restarted",
+        model={"n_layers": 1, "n_heads": 2, "d_model": 16, "context_length": 16},
+        train={"max_steps": 6, "batch_size": 4, "eval_every": 3, "device": "cpu"},
+        corpus_bytes=20_000,
+        vocab_size=300,
+    )
+    fake_run(runs_root, "restarted", "running", steps(2), pid=p.pid, spec=spec.to_dict())
+    at = page()
+    at.query_params["run"] = "restarted"
+    at.run()
+    assert any("interrupted at step 2" in w.value for w in at.warning)
+    at.button(key="train_resume").click().run()
+    job = jobs.registry().get("restarted")
+    assert job is not None and job.wait(120) and job.state == jobs.DONE, job and job.error
+    at.run()
+    assert any("Finished (done) at step 6" in s.value for s in at.success)

@@ -148,3 +148,102 @@ def test_run_state_marks_orphaned_runs_interrupted(tmp_path):
     assert trainjobs.run_state(load_run(tmp_path / "q"), reg) == "interrupted"
     make_run(tmp_path, "d", status="done")
     assert trainjobs.run_state(load_run(tmp_path / "d"), reg) == "done"
+
+
+# ---------------------------------------------------------------- real tiny trainings (slow)
+
+TINY_MODEL = {"n_layers": 1, "n_heads": 2, "d_model": 16, "context_length": 16}
+
+
+def tiny_spec(steps: int, label: str) -> TrainSpec:
+    return TrainSpec(
+        label=label,
+        model=dict(TINY_MODEL),
+        train={"max_steps": steps, "batch_size": 4, "eval_every": 50, "ckpt_every": 0,
+               "warmup_steps": 2, "timelapse_frames": 2, "device": "cpu"},
+        corpus_bytes=20_000,
+        vocab_size=300,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def reg():
+    r = jobs.JobRegistry(max_concurrent=1)
+    yield r
+    assert r.stop_all(timeout=60)
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_its_checkpoint_with_one_curve(tmp_path, reg):
+    from core.events import read_log
+    from core.runs import load_run, update_run
+
+    name = trainjobs.start(tiny_spec(300, "resumable"), root=tmp_path, registry=reg)
+    job = reg.get(name)
+    deadline = time.time() + 60
+    while not any(getattr(e, "kind", "") == "step" and e.step >= 5 for e in job.events()):
+        assert time.time() < deadline and job.active, job.error
+        time.sleep(0.02)
+    reg.stop(name)
+    assert job.wait(60) and job.state == jobs.STOPPED
+    stopped_at = load_run(tmp_path / name).step
+    assert 5 <= stopped_at < 300
+    # what a server killed mid-run leaves behind: "running" in run.json, its pid gone
+    update_run(tmp_path / name, status="running", pid=dead_pid())
+    info = load_run(tmp_path / name)
+    assert info.status == "interrupted" and trainjobs.run_state(info, reg) == "interrupted"
+
+    trainjobs.resume(tmp_path / name, registry=reg)
+    again = reg.get(name)
+    assert again is not job and again.meta["resume"] is True
+    assert again.wait(120) and again.state == jobs.DONE, again.error
+    assert load_run(tmp_path / name).status == "done"
+    steps = [d["step"] for d in read_log(tmp_path / name / "log.jsonl") if d["event"] == "step"]
+    assert steps == list(range(1, 301)), "the resumed log is one curve, no repeats or gaps"
+
+
+def test_a_crash_in_the_job_is_captured_and_marked_failed(tmp_path, reg, monkeypatch):
+    def broken(run_dir, spec):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(trainjobs, "load_corpus_text", broken)
+    name = trainjobs.start(tiny_spec(5, "crash"), root=tmp_path, registry=reg)
+    job = reg.get(name)
+    assert job.wait(60) and job.state == jobs.FAILED
+    assert job.error == "OSError: disk on fire"
+    from core.runs import load_run
+
+    info = load_run(tmp_path / name)
+    assert info.extra["error"] == "OSError: disk on fire"
+    assert trainjobs.run_state(info, jobs.JobRegistry()) == "failed"  # after a server restart too
+
+
+def test_a_binary_upload_is_refused_before_queueing(tmp_path, reg):
+    spec = tiny_spec(5, "binary")
+    spec.corpus = "upload"
+    with pytest.raises(ValueError, match="binary"):
+        trainjobs.start(spec, upload=b"abc\x00def" * 10, root=tmp_path, registry=reg)
+    assert not any(tmp_path.iterdir()) and reg.jobs() == []
+
+
+def test_stopping_a_queued_run_removes_its_dir(tmp_path):
+    import threading
+
+    reg = jobs.JobRegistry(max_concurrent=1)
+    gate = threading.Event()
+    reg.submit("blocker", lambda ctx: gate.wait(30))
+    name = trainjobs.start(tiny_spec(5, "waiting"), root=tmp_path, registry=reg)
+    assert reg.queue_position(name) == 1
+    assert trainjobs.stop(name, registry=reg)
+    assert not (tmp_path / name).exists()
+    gate.set()
+    assert reg.stop_all(timeout=30)
