@@ -84,18 +84,22 @@ def navigation_spec(pages=PAGES, pages_dir: Path = PAGES_DIR) -> dict[str, list[
 
 
 def _upload_changed() -> None:
-    """Validate an uploaded checkpoint; on success select it (a callback may set model_key)."""
+    """Validate uploaded checkpoints (each .zip on its own, loose files together); select the
+    last one that loads. A callback runs before the widgets, so it may set model_key."""
     files = st.session_state.get("upload_files") or []
-    if not files:
-        return
-    try:
-        entry = loaders.save_upload([(f.name, f.getvalue()) for f in files])
-    except ValueError as exc:
-        st.session_state["upload_message"] = ("error", str(exc))
-        return
-    st.session_state.setdefault("uploaded_models", {})[entry.key] = entry
-    st.session_state[state.MODEL_KEY] = entry.key
-    st.session_state["upload_message"] = ("success", f"Loaded {entry.label}.")
+    zips = [f for f in files if f.name.lower().endswith(".zip")]
+    loose = [f for f in files if not f.name.lower().endswith(".zip")]
+    messages = []
+    for group in [[z] for z in zips] + ([loose] if loose else []):
+        try:
+            entry = loaders.save_upload([(f.name, f.getvalue()) for f in group])
+        except ValueError as exc:
+            messages.append(("error", str(exc)))
+            continue
+        st.session_state.setdefault("uploaded_models", {})[entry.key] = entry
+        st.session_state[state.MODEL_KEY] = entry.key
+        messages.append(("success", f"Loaded {entry.label}."))
+    st.session_state["upload_message"] = messages
 
 
 def model_picker() -> None:
@@ -126,9 +130,8 @@ def model_picker() -> None:
             key="upload_files",
             on_change=_upload_changed,
         )
-        message = st.session_state.pop("upload_message", None)
-        if message:
-            (st.error if message[0] == "error" else st.success)(message[1])
+        for level, text in st.session_state.pop("upload_message", []):
+            (st.error if level == "error" else st.success)(text)
     try:
         loaded = state.current_model()
         cfg = loaded.config

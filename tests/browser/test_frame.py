@@ -53,3 +53,49 @@ def test_html_and_script_in_the_prompt_show_literally_and_never_run(
         assert not dialogs
         shot(page, f"xss_{path}")
     assert json.dumps(dialogs) == "[]"
+
+
+def _checkpoint_zip(tmp_path):
+    import io
+    import zipfile
+
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.config import ModelConfig
+    from core.model import GPT
+    from core.tokenizer import CharTokenizer
+
+    tok = CharTokenizer("abcdefghijklmnopqrstuvwxyz ,.")
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=tok.vocab_size, context_length=16, d_model=16, n_layers=1, n_heads=2
+    )
+    ckpt = save_checkpoint(tmp_path / "ckpt", GPT(cfg), tokenizer=tok)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in ckpt.iterdir():
+            zf.write(f, f"mine/{f.name}")
+    return buf.getvalue()
+
+
+def test_upload_a_checkpoint_or_get_a_message(page, open_app, wait_idle, tmp_path, shot):
+    open_app(page, "sample")
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Load a checkpoint").click()
+    uploader = sidebar.locator("[data-testid='stFileUploaderDropzoneInput']")
+    uploader.set_input_files(
+        files=[{"name": "notes.zip", "mimeType": "application/zip", "buffer": b"not a zip"}]
+    )
+    wait_idle(page)
+    assert sidebar.get_by_text("not a valid zip archive").count() == 1
+    shot(page, "upload_refused", full=False)
+    uploader.set_input_files(
+        files=[
+            {"name": "tiny.zip", "mimeType": "application/zip", "buffer": _checkpoint_zip(tmp_path)}
+        ]
+    )
+    wait_idle(page)
+    assert "model=upload%3A" in page.url
+    assert sidebar.get_by_text("Loaded upload").count() == 1
+    assert page.locator("[data-testid='stException']").count() == 0
