@@ -8,6 +8,7 @@ kept in a small process-wide LRU: every session scrubbing the shipped model shar
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,34 +30,65 @@ def run_rows(
     """One record per run dir under the runs root, newest first, with its live state."""
     from core.runs import list_runs
 
-    rows = []
-    for info in list_runs(root or trainjobs.runs_root_dir()):
-        state = trainjobs.run_state(info, registry)
-        m = run_log(info.path)
-        final = info.final or {}
-        rows.append(
-            {
-                "name": info.name,
-                "state": state,
-                "step": m.last_step,
-                "max_steps": info.train.get("max_steps"),
-                "train_loss": _num(m.loss[-1]) if m.loss else None,
-                "val_loss": _num(m.eval_val[-1]) if m.eval_val else None,
-                "layers": info.model.get("n_layers"),
-                "heads": info.model.get("n_heads"),
-                "width": info.model.get("d_model"),
-                "norm": info.model.get("norm_position"),
-                "grad_clip": info.train.get("grad_clip"),
-                "activation": info.model.get("activation"),
-                "position": info.model.get("pos_encoding"),
-                "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
-                "checkpoint": info.latest_checkpoint is not None,
-                "resumable": state == "interrupted" and "spec" in info.extra,
-                "error": info.extra.get("error") or final.get("reason"),
-                "path": str(info.path),
-            }
-        )
-    return rows
+    return [_row(info, registry) for info in list_runs(root or trainjobs.runs_root_dir())]
+
+
+def run_row(name: str, root: str | Path | None = None, registry=None) -> dict | None:
+    """The record of one run (what a live tick needs, without listing every run)."""
+    from core.runs import load_run
+
+    if trainjobs.check_name(name) is not None:
+        return None
+    path = Path(root or trainjobs.runs_root_dir()) / name
+    try:
+        return _row(load_run(path), registry)
+    except (OSError, ValueError):
+        return None
+
+
+def _row(info, registry) -> dict:
+    state = trainjobs.run_state(info, registry)
+    m = run_log(info.path)
+    final = info.final or {}
+    return {
+        "name": info.name,
+        "state": state,
+        "step": m.last_step,
+        "max_steps": info.train.get("max_steps"),
+        "train_loss": _num(m.loss[-1]) if m.loss else None,
+        "val_loss": _num(m.eval_val[-1]) if m.eval_val else None,
+        "layers": info.model.get("n_layers"),
+        "heads": info.model.get("n_heads"),
+        "width": info.model.get("d_model"),
+        "norm": info.model.get("norm_position"),
+        "activation": info.model.get("activation"),
+        "position": info.model.get("pos_encoding"),
+        "grad_clip": info.train.get("grad_clip"),
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
+        "checkpoint": info.latest_checkpoint is not None,
+        "resumable": state == "interrupted" and "spec" in info.extra,
+        "error": info.extra.get("error") or final.get("reason"),
+        "path": str(info.path),
+    }
+
+
+# Live watchers: every session polling a run ticks on a timer, and one server manages only
+# ~10 ticks/s in all (FIELD-NOTES). The poll interval grows with the number of watchers.
+_WATCHERS: dict[str, float] = {}
+_WATCHERS_LOCK = threading.Lock()
+WATCHER_TTL_S = 30.0
+TICKS_PER_S_BUDGET = 3.0  # share of the server's tick capacity that live training views may use
+
+
+def poll_interval(session: str, *, base: float = 3.0, cap: float = 15.0) -> float:
+    """Seconds between this session's live ticks: `base` alone, longer with many watchers."""
+    now = time.time()
+    with _WATCHERS_LOCK:
+        _WATCHERS[session] = now
+        for key in [k for k, t in _WATCHERS.items() if now - t > WATCHER_TTL_S]:
+            del _WATCHERS[key]
+        n = len(_WATCHERS)
+    return float(min(cap, max(base, n / TICKS_PER_S_BUDGET)))
 
 
 def _num(x) -> float | None:

@@ -9,6 +9,8 @@ st.fragment that polls every few seconds, and only while its run is queued or tr
 
 from __future__ import annotations
 
+import uuid
+
 import streamlit as st
 
 from explorer import jobs, runlog, trainjobs, trainviews
@@ -276,8 +278,12 @@ def view_watch() -> None:
     st.selectbox("Run", names, key=k("run"))
     run_id = st.session_state[k("run")]
     job = jobs.registry().get(run_id)
-    live = job is not None and job.active
-    (live_panel_polling if live else live_panel)(run_id)
+    if job is not None and job.active:
+        session = st.session_state.setdefault(k("session"), uuid.uuid4().hex)
+        every = trainviews.poll_interval(session, base=POLL_S)
+        st.fragment(run_every=every)(_live)(run_id)
+    else:
+        live_panel(run_id)
 
 
 def show_queue() -> None:
@@ -295,8 +301,7 @@ def show_queue() -> None:
 def _live(run_id: str) -> None:
     reg = jobs.registry()
     job = reg.get(run_id)
-    rows = {r["name"]: r for r in trainviews.run_rows()}
-    row = rows.get(run_id)
+    row = trainviews.run_row(run_id)
     if row is None:
         st.warning("This run no longer exists.")
         return
@@ -321,7 +326,6 @@ def _live(run_id: str) -> None:
 
 
 live_panel = st.fragment(_live)
-live_panel_polling = st.fragment(run_every=POLL_S)(_live)
 
 
 def resume(row: dict) -> None:

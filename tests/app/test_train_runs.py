@@ -247,3 +247,16 @@ def test_stopping_a_queued_run_removes_its_dir(tmp_path):
     assert not (tmp_path / name).exists()
     gate.set()
     assert reg.stop_all(timeout=30)
+
+
+def test_poll_interval_grows_with_the_number_of_watchers(monkeypatch):
+    from explorer import trainviews
+
+    monkeypatch.setattr(trainviews, "_WATCHERS", {})
+    assert trainviews.poll_interval("s0") == 3.0
+    for i in range(29):
+        trainviews.poll_interval(f"s{i + 1}")
+    assert trainviews.poll_interval("s0") == pytest.approx(10.0)  # 30 watchers / 3 ticks/s
+    for i in range(100):
+        trainviews.poll_interval(f"x{i}")
+    assert trainviews.poll_interval("s0") == 15.0  # capped
