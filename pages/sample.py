@@ -151,7 +151,7 @@ for i, col in enumerate(cols):
     t0, k0, p0 = presets[i]
     with col:
         t = st.number_input("temperature", 0.0, 2.0, t0, 0.1, key=f"smp_c{i}_t")
-        k = st.number_input("top-k (0 = off)", 0, V, k0, 1, key=f"smp_c{i}_k")
+        k = st.number_input("top-k (0 = off)", 0, V, min(k0, V), 1, key=f"smp_c{i}_k")
         p = st.number_input("top-p", 0.05, 1.0, p0, 0.05, key=f"smp_c{i}_p")
         configs.append((float(t), int(k) or None, None if p >= 1.0 else float(p)))
 if st.button("Compare", key="smp_cmp_go"):

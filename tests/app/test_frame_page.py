@@ -30,3 +30,28 @@ def test_missing_default_model_is_a_message(open_page, monkeypatch, tmp_path):
     for name in ("tokenize", "architecture", "sample"):
         at = open_page(AppTest.from_file(app_file, default_timeout=60), name)
         assert any("No model at" in e.value for e in at.error)
+
+
+def test_pages_survive_a_tiny_char_model(app, open_page, monkeypatch):
+    """A model with a 31-token character vocabulary and a 16-token context (e.g. an upload):
+    default settings that exceed it (top-k 40, long prompts) must not break any page."""
+    import torch
+
+    from core.config import ModelConfig
+    from core.model import GPT
+    from core.tokenizer import CharTokenizer
+    from explorer import loaders
+
+    tok = CharTokenizer("abcdefghijklmnopqrstuvwxyz ,.")
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=tok.vocab_size, context_length=16, d_model=16, n_layers=1, n_heads=2
+    )
+    tiny = loaders.LoadedModel("default", GPT(cfg).eval(), tok, cfg, None, "tiny")
+    monkeypatch.setattr(loaders, "get_model", lambda key: tiny)
+    for name in ("tokenize", "architecture", "sample"):
+        at = open_page(app, name)
+    at.button(key="smp_go").click().run()
+    at.button(key="smp_cmp_go").click().run()
+    assert not at.exception
+    assert any("cropped" in w.value for w in at.warning)  # the prompt is longer than 16 chars
