@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
+from pathlib import Path
 
 RUN = "browser-tiny"
 FIELDS = {  # label -> value: a model that trains ~100 steps/s, far more steps than the test needs
@@ -115,6 +117,13 @@ def test_train_tiny_run_live_stop_and_pick(page, open_app, wait_idle, shot, app_
     # runs view and the run's time-lapse
     open_app(page, "train", view="Runs")
     page.locator("#compare-runs").wait_for()
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download checkpoint (.zip)").click()
+    names = zipfile.ZipFile(dl.value.path()).namelist()
+    assert f"{RUN}/model.safetensors" in names and f"{RUN}/config.json" in names
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download log (.csv)").click()
+    assert Path(dl.value.path()).read_text().startswith("step,loss,lr,grad_norm")
     tall_shot(page, shot, "train_runs")
     open_app(page, "train", view="Time-lapse")
     time.sleep(1.0)
