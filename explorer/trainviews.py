@@ -95,6 +95,14 @@ def _num(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
+def shipped_log_source() -> dict[str, str]:
+    """{label: dir} for the shipped model when its training log is at hand (for overlays)."""
+    from explorer.registry import default_dir
+
+    d = default_dir()
+    return {SHIPPED_LABEL: str(d)} if (d / "log.jsonl").exists() else {}
+
+
 def overlay_curves(paths: dict[str, str | Path], metric: str = "train") -> list[dict]:
     """Curves for plots.training.overlay_figure: per-step train loss, or eval-time val loss."""
     curves = []

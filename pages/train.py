@@ -257,7 +257,7 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 60:
         return f"{s} s"
     if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
+        return f"{round(s / 60)} min"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
@@ -412,11 +412,12 @@ def view_runs() -> None:
     by_name = {r["name"]: r for r in rows}
 
     st.subheader("Compare runs", divider="gray")
-    pick = st.multiselect("Runs to overlay", list(by_name), default=list(by_name)[:2], key=k("cmp"))
+    paths = {n: r["path"] for n, r in by_name.items()} | trainviews.shipped_log_source()
+    pick = st.multiselect("Runs to overlay", list(paths), default=list(paths)[:2], key=k("cmp"))
     a, b = st.columns(2)
     metric = a.radio("Curve", ["train", "val"], horizontal=True, key=k("cmp_metric"))
     smooth = b.slider("Smoothing (EMA)", 0.0, 0.99, 0.8, key=k("cmp_smooth"))
-    curves = trainviews.overlay_curves({n: by_name[n]["path"] for n in pick}, metric)
+    curves = trainviews.overlay_curves({n: paths[n] for n in pick}, metric)
     st.plotly_chart(tp.overlay_figure(curves, smooth=1 - smooth), key=k("fig_cmp"))
 
     st.subheader("Manage a run", divider="gray")

@@ -216,7 +216,9 @@ def overlay_figure(
                 line=dict(dash="dash" if c.get("dash") else "solid", color=c.get("colour")),
             )
         )
-    fig.update_layout(title="Compare runs", xaxis_title="step", yaxis_title=metric, **_LAYOUT)
+    fig.update_layout(
+        title="Compare runs", xaxis_title="step", yaxis_title=metric, showlegend=True, **_LAYOUT
+    )
     fig.update_layout(height=380)
     return fig
 
