@@ -187,4 +187,15 @@ if st.session_state.get("smp_div_on"):
             loaded.key, loaded.model, ids_key, TEMPS, n_samples, div_len, k_arg, p_arg, int(seed)
         )
     st.plotly_chart(splots.diversity_figure(rows), key="smp_div_chart")
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(
+        [
+            {
+                "temperature": r["temperature"],
+                "distinct-1": round(r["distinct_1"], 3),
+                "distinct-2": round(r["distinct_2"], 3),
+                "mean log-prob": round(r["mean_logprob"], 3),
+            }
+            for r in rows
+        ],
+        hide_index=True,
+    )

@@ -179,6 +179,12 @@ if st.button("Train BPE", key="tok_train", disabled=not train_text.strip()):
 if trained:
     key, mine = trained
     n_mine = loaders.count_tokens(key, mine, text)
+    asked = int(key.rsplit(":", 1)[1])
+    if mine.n_merges < asked - 257:
+        st.info(
+            f"Training stopped after {mine.n_merges:,} merges, before {asked:,} ids: no pair of "
+            "tokens occurs twice any more in this text. More (or more varied) text allows more merges."
+        )
     st.success(
         f"Your BPE: {mine.vocab_size:,} ids, {mine.n_merges:,} merges. Your text above takes "
         f"{n_mine:,} tokens with it vs {n_tokens:,} with the model's tokenizer."

@@ -106,5 +106,7 @@ def diversity_figure(records: Sequence[Mapping[str, float]], *, height: int = 32
     )
     fig.update_xaxes(title="temperature", gridcolor="#eee")
     fig.update_yaxes(title="distinct n-grams / all n-grams", range=[0, 1.05], secondary_y=False)
-    fig.update_yaxes(title="mean log-prob per token", secondary_y=True, showgrid=False)
+    fig.update_yaxes(
+        title="mean log-prob per token", secondary_y=True, showgrid=False, tickformat=".1f"
+    )
     return base_layout(fig, height=height)

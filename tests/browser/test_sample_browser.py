@@ -21,7 +21,7 @@ def test_sample_generate_and_compare(page, open_app, wait_idle, shot):
     generated = main.locator(".gbx").last.locator(".gbx-chip:not(.prompt)")
     assert generated.count() > 0
     generated.first.hover()
-    shot(page, "sample_generated")
+    shot(page, "sample_generated", full=False)
 
     main.get_by_role("button", name="Compare").click()
     wait_idle(page, timeout=120_000)

@@ -19,7 +19,7 @@ def test_tokenize_page_interactions(page, open_app, wait_idle, shot):
     chips = main.locator(".gbx").first.locator(".gbx-chip")
     assert chips.count() > 10
     chips.nth(2).hover()
-    shot(page, "tokenize_hover")
+    shot(page, "tokenize_hover", full=False)
     tokens = main.locator("[data-testid='stMetric']").filter(has_text="tokens").first.inner_text()
 
     merge = slider(page, "Merges applied")
