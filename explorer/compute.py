@@ -49,7 +49,10 @@ def _gpt2(path):
     from core.tokenizer import named_encoding
 
     model = import_hf_gpt2(path)
-    return _freeze(model), named_encoding("gpt2"), model.config, None, {"source": str(path)}
+    # the Hugging Face folder's merges.txt is GPT-2's tokenizer; else tiktoken's cached file
+    local = Path(path) / "merges.txt"
+    tok = named_encoding("gpt2", local) if local.is_file() else named_encoding("gpt2")
+    return _freeze(model), tok, model.config, None, {"source": str(path)}
 
 
 def _from_checkpoint(p: Path):
