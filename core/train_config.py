@@ -50,9 +50,8 @@ class TrainConfig:
     timelapse_frames: int = 0  # frames recorded at roughly geometric steps; 0 disables
     timelapse_steps: list[int] = field(default_factory=list)  # explicit frame steps (override)
     timelapse_text: str = ""  # probe text; "" -> a built-in one
-    repeat_fraction: float = (
-        0.0  # share of training windows that repeat a corpus span (see trainer)
-    )
+    repeat_fraction: float = 0.0  # share of training windows that repeat a span (trainer)
+    repeat_random: float = 0.0  # share of those spans made of uniform random tokens
     diverge_grad_norm: float = 1e4  # pre-clip grad norm above this counts as divergence
     heartbeat_every: float = 5.0  # seconds between run.json heartbeats
 
@@ -81,6 +80,8 @@ class TrainConfig:
             raise TrainConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not 0 <= self.repeat_fraction <= 1:
             raise TrainConfigError(f"repeat_fraction must be in [0, 1], got {self.repeat_fraction}")
+        if not 0 <= self.repeat_random <= 1:
+            raise TrainConfigError(f"repeat_random must be in [0, 1], got {self.repeat_random}")
         if self.dtype not in ("fp32", "bf16"):
             raise TrainConfigError(f"dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):

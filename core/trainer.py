@@ -180,28 +180,39 @@ class Trainer:
             fn(event)
 
     # -- data ----------------------------------------------------------------------------
-    def _global_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This step's global batch, drawn on every rank from one generator: window starts (B,)
-        and periods (B,) (0 = plain text; p > 0 = the first p tokens repeated, see below)."""
-        hi = len(self.train_ids) - self.seq_len - 1
-        B = self.cfg.batch_size
+    def _global_batch(self):
+        """This step's global batch, drawn on every rank from one generator: window starts (B,),
+        periods (B,) (0 = plain text; p > 0 = the first p tokens repeated) and, when
+        repeat_random > 0, random spans (B, T+1) with -1 in rows that keep corpus text."""
+        cfg, T, B = self.cfg, self.seq_len, self.cfg.batch_size
+        hi = len(self.train_ids) - T - 1
         starts = torch.randint(0, hi + 1, (B,), generator=self.data_gen)
         periods = torch.zeros(B, dtype=torch.long)
-        if self.cfg.repeat_fraction > 0:
+        random_ids = None
+        if cfg.repeat_fraction > 0:
             # Repeated spans make copying pay: the second copy is predictable only by looking
             # back to the first, which is what induction heads do (Olsson et al. 2022). A
-            # templated corpus alone never needs them (names are found by category).
-            chosen = torch.rand(B, generator=self.data_gen) < self.cfg.repeat_fraction
-            lengths = torch.randint(8, max(9, self.seq_len // 2 + 1), (B,), generator=self.data_gen)
+            # templated corpus alone never needs them (names are found by category), and a
+            # random-token span can be predicted by nothing else at all.
+            chosen = torch.rand(B, generator=self.data_gen) < cfg.repeat_fraction
+            lengths = torch.randint(8, max(9, T // 2 + 1), (B,), generator=self.data_gen)
             periods = torch.where(chosen, lengths, periods)
-        return starts, periods
+            if cfg.repeat_random > 0:
+                rand_row = chosen & (torch.rand(B, generator=self.data_gen) < cfg.repeat_random)
+                V = self.model.config.vocab_size
+                random_ids = torch.randint(0, V, (B, T + 1), generator=self.data_gen)
+                random_ids[~rand_row] = -1
+        return starts, periods, random_ids
 
-    def _windows(self, ids: torch.Tensor, starts: torch.Tensor, periods=None):
-        offsets = torch.arange(self.seq_len + 1)[None, :]  # (1, T+1)
+    def _windows(self, ids: torch.Tensor, starts: torch.Tensor, periods=None, random_ids=None):
+        offsets = torch.arange(self.seq_len + 1)[None, :].expand(len(starts), -1)  # (B, T+1)
         if periods is not None and bool((periods > 0).any()):
             p = periods[:, None]
-            offsets = torch.where(p > 0, offsets % p.clamp(min=1), offsets)  # (B, T+1)
-        w = ids[starts[:, None] + offsets]
+            offsets = torch.where(p > 0, offsets % p.clamp(min=1), offsets)
+        w = ids[starts[:, None] + offsets]  # (B, T+1)
+        if random_ids is not None:
+            rand_row = random_ids[:, :1] >= 0  # (B, 1)
+            w = torch.where(rand_row, random_ids.gather(1, offsets), w)
         return w[:, :-1].to(self.device), w[:, 1:].to(self.device)  # (B, T) each
 
     def _autocast(self):
@@ -217,15 +228,17 @@ class Trainer:
         lr = lr_at(self.step, cfg)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        starts, periods = self._global_batch()
+        starts, periods, random_ids = self._global_batch()
         per_rank = self.micro * self.accum
         mine = slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
         starts, periods = starts[mine], periods[mine]
+        random_ids = random_ids[mine] if random_ids is not None else None
         self.model.train()
         loss_sum = 0.0
         for i in range(self.accum):
             part = slice(i * self.micro, (i + 1) * self.micro)
-            x, y = self._windows(self.train_ids, starts[part], periods[part])
+            rand = random_ids[part] if random_ids is not None else None
+            x, y = self._windows(self.train_ids, starts[part], periods[part], rand)
             with D.no_sync(self.fwd, skip=i < self.accum - 1), self._autocast():
                 _, loss = self.fwd(x, y)
                 loss = loss / self.accum

@@ -153,10 +153,18 @@ def test_repeat_fraction_makes_periodic_windows():
     tok, tr, va = tiny_data()
     cfg = tiny_cfg(repeat_fraction=1.0, batch_size=4)
     t = Trainer(tiny_model(tok.vocab_size), tr, va, cfg)
-    starts, periods = t._global_batch()
+    starts, periods, rand = t._global_batch()
+    assert rand is None
     assert ((periods >= 8) & (periods <= 16)).all()  # seq_len 32 -> spans of 8..16
     x, y = t._windows(t.train_ids, starts, periods)
     for row, p in zip(x, periods.tolist()):
         assert torch.equal(row[p:], row[: len(row) - p])  # the span repeats
+    t = Trainer(
+        tiny_model(tok.vocab_size), tr, va, tiny_cfg(repeat_fraction=1.0, repeat_random=1.0)
+    )
+    starts, periods, rand = t._global_batch()
+    x, y = t._windows(t.train_ids, starts, periods, rand)
+    for row, p, r in zip(x, periods.tolist(), rand):
+        assert torch.equal(row[:p], r[:p]) and torch.equal(row[p:], row[: len(row) - p])
     plain = Trainer(tiny_model(tok.vocab_size), tr, va, tiny_cfg(batch_size=4))
-    assert (plain._global_batch()[1] == 0).all()
+    assert (plain._global_batch()[1] == 0).all() and plain._global_batch()[2] is None
