@@ -1,4 +1,4 @@
-"""Figures for the Tokenize page: tokenizers compared, BPE merges replayed, BPE training.
+"""Figures for the Tokenize page: tokenizers compared, BPE merges replayed.
 
 Pure functions: records in, `go.Figure` out (no streamlit).
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from explorer.plots.common import CHIP_PALETTE, base_layout
 
@@ -67,29 +66,4 @@ def merge_curve(
     fig.update_xaxes(title="merges applied (in training order)", gridcolor="#eee")
     fig.update_yaxes(title="tokens", rangemode="tozero", gridcolor="#eee")
     fig.update_layout(showlegend=False)
-    return base_layout(fig, height=height)
-
-
-def training_summary(
-    vocab_sizes: Sequence[int], n_tokens: Sequence[int], n_chars: int, *, height: int = 260
-) -> go.Figure:
-    """After training BPEs of several sizes: tokens needed and chars/token vs vocab size."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Scatter(x=list(vocab_sizes), y=list(n_tokens), mode="lines+markers", name="tokens"),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=list(vocab_sizes),
-            y=[n_chars / max(n, 1) for n in n_tokens],
-            mode="lines+markers",
-            name="chars/token",
-            line=dict(dash="dot"),
-        ),
-        secondary_y=True,
-    )
-    fig.update_xaxes(title="vocabulary size")
-    fig.update_yaxes(title="tokens", secondary_y=False)
-    fig.update_yaxes(title="chars/token", secondary_y=True, showgrid=False)
     return base_layout(fig, height=height)
