@@ -26,6 +26,7 @@ import torch
 
 from core import distributed as D
 from core import runs
+from core.batches import draw_batch, make_windows
 from core.events import (
     CheckpointEvent,
     DivergedEvent,
@@ -181,39 +182,21 @@ class Trainer:
 
     # -- data ----------------------------------------------------------------------------
     def _global_batch(self):
-        """This step's global batch, drawn on every rank from one generator: window starts (B,),
-        periods (B,) (0 = plain text; p > 0 = the first p tokens repeated) and, when
-        repeat_random > 0, random spans (B, T+1) with -1 in rows that keep corpus text."""
-        cfg, T, B = self.cfg, self.seq_len, self.cfg.batch_size
-        hi = len(self.train_ids) - T - 1
-        starts = torch.randint(0, hi + 1, (B,), generator=self.data_gen)
-        periods = torch.zeros(B, dtype=torch.long)
-        random_ids = None
-        if cfg.repeat_fraction > 0:
-            # Repeated spans make copying pay: the second copy is predictable only by looking
-            # back to the first, which is what induction heads do (Olsson et al. 2022). A
-            # templated corpus alone never needs them (names are found by category), and a
-            # random-token span can be predicted by nothing else at all.
-            chosen = torch.rand(B, generator=self.data_gen) < cfg.repeat_fraction
-            lengths = torch.randint(8, max(9, T // 2 + 1), (B,), generator=self.data_gen)
-            periods = torch.where(chosen, lengths, periods)
-            if cfg.repeat_random > 0:
-                rand_row = chosen & (torch.rand(B, generator=self.data_gen) < cfg.repeat_random)
-                V = self.model.config.vocab_size
-                random_ids = torch.randint(0, V, (B, T + 1), generator=self.data_gen)
-                random_ids[~rand_row] = -1
-        return starts, periods, random_ids
+        """This step's global batch (core.batches), drawn from one generator on every rank."""
+        cfg = self.cfg
+        return draw_batch(
+            self.data_gen,
+            len(self.train_ids),
+            self.seq_len,
+            cfg.batch_size,
+            repeat_fraction=cfg.repeat_fraction,
+            repeat_random=cfg.repeat_random,
+            vocab_size=self.model.config.vocab_size,
+        )
 
     def _windows(self, ids: torch.Tensor, starts: torch.Tensor, periods=None, random_ids=None):
-        offsets = torch.arange(self.seq_len + 1)[None, :].expand(len(starts), -1)  # (B, T+1)
-        if periods is not None and bool((periods > 0).any()):
-            p = periods[:, None]
-            offsets = torch.where(p > 0, offsets % p.clamp(min=1), offsets)
-        w = ids[starts[:, None] + offsets]  # (B, T+1)
-        if random_ids is not None:
-            rand_row = random_ids[:, :1] >= 0  # (B, 1)
-            w = torch.where(rand_row, random_ids.gather(1, offsets), w)
-        return w[:, :-1].to(self.device), w[:, 1:].to(self.device)  # (B, T) each
+        x, y = make_windows(ids, starts, self.seq_len, periods, random_ids)
+        return x.to(self.device), y.to(self.device)
 
     def _autocast(self):
         return torch.autocast(
