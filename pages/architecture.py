@@ -59,6 +59,11 @@ def reset():
         st.session_state[key] = default
 
 
+if st.session_state.get("arch_base") != loaded.key:  # another model was picked: start from it
+    if "arch_base" in st.session_state:
+        reset()
+    st.session_state["arch_base"] = loaded.key
+
 c1, c2, c3, c4 = st.columns(4)
 L = c1.slider("Layers L", 1, 48, key="arch_L")
 C = c2.select_slider("Width C (d_model)", WIDTHS, key="arch_C")

@@ -53,6 +53,11 @@ state.from_url("smp_topp", 1.0, parse=float, ok=lambda v: 0.05 <= v <= 1.0)
 state.from_url("smp_seed", 0, parse=int, ok=lambda v: 0 <= v < 2**31)
 state.from_url("smp_lock", True, parse=state.parse_bool)
 state.from_url("smp_len", 40, parse=int, ok=lambda v: 1 <= v <= 200)
+# a model with a smaller vocabulary than the last one: clip settings that no longer fit
+st.session_state["smp_topk"] = min(st.session_state["smp_topk"], min(V, 200))
+for i in range(4):
+    if st.session_state.get(f"smp_c{i}_k", 0) > V:
+        st.session_state[f"smp_c{i}_k"] = V
 c1, c2, c3 = st.columns(3)
 temperature = c1.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.05, key="smp_temp")
 top_k = c2.slider("Top-k (0 = off)", 0, min(V, 200), key="smp_topk")

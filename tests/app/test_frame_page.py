@@ -47,10 +47,15 @@ def test_pages_survive_a_tiny_char_model(app, open_page, monkeypatch):
     cfg = ModelConfig(
         vocab_size=tok.vocab_size, context_length=16, d_model=16, n_layers=1, n_heads=2
     )
-    tiny = loaders.LoadedModel("default", GPT(cfg).eval(), tok, cfg, None, "tiny")
+    tiny = loaders.LoadedModel("tiny", GPT(cfg).eval(), tok, cfg, None, "tiny")
+    at = open_page(app, "sample")  # first on the default model, with settings that will not fit
+    at.slider(key="smp_topk").set_value(150).run()
+    at = open_page(at, "architecture")
     monkeypatch.setattr(loaders, "get_model", lambda key: tiny)
     for name in ("tokenize", "architecture", "sample"):
         at = open_page(app, name)
+        if name == "architecture":  # the new model's shape, not the old one's
+            assert at.select_slider(key="arch_V").value == 128
     at.button(key="smp_go").click().run()
     at.button(key="smp_cmp_go").click().run()
     assert not at.exception
