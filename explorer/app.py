@@ -65,6 +65,10 @@ def start_page(sections: dict[str, list]) -> None:
         "block → pre-train → generate. The model chosen in the sidebar is the one every page "
         "shows; the shared prompt is where the model-reading pages start."
     )
+    try:
+        state.current_model()
+    except loaders.ModelUnavailable as exc:
+        st.warning(str(exc))
     for section, pages in sections.items():
         st.subheader(section)
         for file, page in pages:

@@ -16,6 +16,7 @@ def test_every_page_of_the_frame_opens(page, open_app, shot):
     for title in ("Tokenize", "Architecture", "Sample"):
         assert nav.get_by_text(title, exact=True).count() == 1
     assert page.locator("[data-testid='stPageLink']").count() >= 3  # the start page
+    shot(page, "start")
     for path, title in (("tokenize",) * 2, ("architecture",) * 2, ("sample",) * 2):
         open_app(page, path)
         assert page.locator("[data-testid='stException']").count() == 0
