@@ -95,7 +95,7 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
         model = ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
     except ConfigError as exc:
         errors[exc.field] = str(exc)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the form shows a message, never a traceback
         errors[""] = f"model: {exc}"
     try:
         tc = TrainConfig.from_dict(spec.train)
@@ -103,7 +103,7 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
     except TrainConfigError as exc:
         errors[_field_of(str(exc), set(spec.train) | {"micro_batch_size"}) or "train"] = str(exc)
         tc = None
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the form shows a message, never a traceback
         errors["train"] = f"training: {exc}"
         tc = None
     if model is not None and tc is not None:
@@ -112,7 +112,10 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
                 f"seq_len can be at most the context length ({model.context_length})"
             )
         if not errors:
-            mem = estimate(spec)["memory"]["total"]
+            try:
+                mem = estimate(spec)["memory"]["total"]
+            except Exception:  # noqa: BLE001 - no estimate is not a reason to refuse a run
+                mem = 0
             if mem > MAX_MEMORY_BYTES:
                 errors["batch_size"] = (
                     f"this would need about {mem / 2**30:.1f} GiB; lower batch, context or width"

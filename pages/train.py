@@ -222,7 +222,11 @@ def view_new_run() -> None:
 
 
 def show_estimate(spec) -> None:
-    est = trainjobs.estimate(spec)
+    try:
+        est = trainjobs.estimate(spec)
+    except Exception as exc:  # noqa: BLE001 - an estimate must never break the form
+        st.warning(f"No estimate for this configuration: {exc}")
+        return
     mem = est["memory"]
     a, b, c = st.columns(3)
     a.metric("Parameters", f"{est['params'] / 1e6:.2f} M")

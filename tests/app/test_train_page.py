@@ -200,3 +200,15 @@ def test_a_run_interrupted_by_a_restart_resumes_from_the_page(runs_root):
     assert job is not None and job.wait(120) and job.state == jobs.DONE, job and job.error
     at.run()
     assert any("Finished (done) at step 6" in s.value for s in at.success)
+
+
+def test_uploaded_corpus_enables_start_and_a_binary_file_gets_a_message(runs_root):
+    at = page().run()
+    at.radio(key="train_corpus").set_value("upload").run()
+    at.file_uploader(key="train_upload").upload("bad.txt", b"\x00\x01binary" * 100).run()
+    assert not errors(at)  # size is fine; the content is checked when starting
+    start_button(at).click().run()
+    assert any("binary" in e for e in errors(at)), errors(at)
+    assert not any(runs_root.iterdir()) if runs_root.exists() else True
+    assert jobs.registry().jobs() == []
+    assert not at.exception
