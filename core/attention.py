@@ -41,6 +41,28 @@ def explicit_attention(q, k, v, rec=None, prefix: str = "", dropout_p: float = 0
     return z
 
 
+def _causal_bias(T: int, dtype, device) -> torch.Tensor:
+    """(T, T) additive mask: 0 on and below the diagonal, -inf above."""
+    future = torch.ones(T, T, dtype=torch.bool, device=device).triu_(1)
+    return torch.zeros(T, T, dtype=dtype, device=device).masked_fill_(future, float("-inf"))
+
+
+def matmul_attention(q, k, v, dropout_p: float = 0.0):
+    """Causal attention as three batched matmuls, the mask and 1/√D fused into the first.
+
+    Used for 16-bit training: at T=256, D=64 on this CPU, the fused SDPA kernel's bf16 forward +
+    backward took twice as long as this (fp32 is the other way round, so fp32 keeps SDPA).
+    """
+    B, H, T, D = q.shape
+    qf, kf, vf = (t.reshape(B * H, T, D) for t in (q, k, v))  # (B·H, T, D)
+    bias = _causal_bias(T, q.dtype, q.device).expand(B * H, T, T)
+    scores = torch.baddbmm(bias, qf, kf.transpose(1, 2), alpha=1.0 / math.sqrt(D))  # (B·H, T, T)
+    pattern = torch.softmax(scores, dim=-1)
+    if dropout_p > 0:
+        pattern = F.dropout(pattern, dropout_p)
+    return (pattern @ vf).view(B, H, T, D)
+
+
 class CausalSelfAttention(nn.Module):
     """x (B, T, C) -> heads (B, H, T, D) -> causal attention -> output projection (B, T, C)."""
 
@@ -63,7 +85,9 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, rope=None, dropout_p: float = 0.0, rec=None, prefix: str = ""):
         B, T, C = x.shape
         q, k, v = self.heads(x, rope)
-        if rec is None:
+        if rec is None and q.dtype in (torch.bfloat16, torch.float16):
+            z = matmul_attention(q, k, v, dropout_p)
+        elif rec is None:
             z = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         else:
             rec.put(prefix + "q", q)

@@ -84,3 +84,47 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]  # (B, H, T, D/2) each
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+
+
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy over rows of logits (N, V) in any float dtype, fp32 inside.
+
+    F.cross_entropy on bf16 logits first materialises an fp32 copy, its log-softmax, and in
+    backward a gradient of each — several passes over N·V numbers. Here the forward keeps only
+    the log-sum-exp per row, and the backward writes softmax - onehot straight into a gradient
+    of the logits' dtype, a block of rows at a time so each block stays in cache.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, ignore_index: int, rows: int):
+        N = logits.shape[0]
+        lse = torch.empty(N, dtype=torch.float32, device=logits.device)
+        for s in range(0, N, rows):
+            lse[s : s + rows] = torch.logsumexp(logits[s : s + rows].float(), dim=-1)
+        valid = targets != ignore_index
+        safe = torch.where(valid, targets, 0)
+        picked = logits.gather(1, safe[:, None])[:, 0].float()
+        count = valid.sum()
+        loss = ((lse - picked) * valid).sum() / count.clamp(min=1)
+        ctx.save_for_backward(logits, lse, safe, valid, count)
+        ctx.rows = rows
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        logits, lse, safe, valid, count = ctx.saved_tensors
+        scale = (grad_loss / count.clamp(min=1)).float()
+        grad = torch.empty_like(logits)
+        rows = ctx.rows
+        for s in range(0, logits.shape[0], rows):
+            block = torch.exp(logits[s : s + rows].float() - lse[s : s + rows, None])  # softmax
+            block.scatter_add_(1, safe[s : s + rows, None], torch.full_like(block[:, :1], -1.0))
+            block.mul_(valid[s : s + rows, None] * scale)
+            grad[s : s + rows] = block
+        return grad, None, None, None
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100,
+                  rows: int = 128) -> torch.Tensor:  # fmt: skip
+    """Mean cross-entropy of logits (N, V) against targets (N,), skipping ignore_index."""
+    return _ChunkedCrossEntropy.apply(logits, targets, ignore_index, rows)

@@ -21,7 +21,7 @@ from torch import nn
 from core.attention import CausalSelfAttention
 from core.config import ModelConfig
 from core.kvcache import KVCache
-from core.layers import MLP, make_norm, rope_tables, sinusoidal_table
+from core.layers import MLP, cross_entropy, make_norm, rope_tables, sinusoidal_table
 
 
 def _drop(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -176,9 +176,7 @@ class GPT(nn.Module):
             recorder.put("logits", logits)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(B * T, -1).float(), targets.reshape(B * T), ignore_index=-100
-            )
+            loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
         return logits, loss
 
     def new_cache(self, batch: int = 1, dtype: torch.dtype | None = None) -> KVCache:

@@ -199,3 +199,54 @@ def test_every_variant_overfits_one_batch(act, norm, pos, enc):
         loss.backward()
         opt.step()
     assert loss.item() < 0.3 * first, (first, loss.item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_cross_entropy_matches_torch(dtype):
+    from core.layers import cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(300, 50, generator=g) * 3).to(dtype)
+    targets = torch.randint(0, 50, (300,), generator=g)
+    targets[::7] = -100
+    a = logits.clone().requires_grad_()
+    b = logits.clone().requires_grad_()
+    ref = torch.nn.functional.cross_entropy(a.float(), targets, ignore_index=-100)
+    ours = cross_entropy(b, targets, rows=64)
+    (ref * 3).backward()
+    (ours * 3).backward()
+    assert ours.dtype == torch.float32 and abs(ours.item() - ref.item()) < 1e-5
+    assert b.grad.dtype == dtype
+    assert (a.grad.float() - b.grad.float()).abs().max() < (
+        1e-6 if dtype == torch.float32 else 1e-3
+    )
+    assert (b.grad[::7] == 0).all()
+
+
+def test_bf16_matmul_attention_matches_sdpa():
+    from core.attention import matmul_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 40, 16, requires_grad=True) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert (matmul_attention(q, k, v) - ref).abs().max() <= 1e-5
+    ref.sum().backward()
+    grads = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    matmul_attention(q, k, v).sum().backward()
+    assert all((t.grad - g).abs().max() <= 1e-4 for t, g in zip((q, k, v), grads))
+    low = [t.detach().bfloat16() for t in (q, k, v)]
+    assert (matmul_attention(*low).float() - ref).abs().max() < 0.05
+
+
+def test_bf16_autocast_training_step(tiny_config, tiny_ids):
+    torch.manual_seed(0)
+    model = GPT(tiny_config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(tiny_ids, tiny_ids)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+    _, fp32_loss = model(tiny_ids, tiny_ids)
+    assert abs(loss.item() - fp32_loss.item()) < 0.05

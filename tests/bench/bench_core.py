@@ -1,0 +1,231 @@
+"""Core benchmarks; prints one JSON object. Run by hand: `python tests/bench/bench_core.py`.
+
+Fixed config: 4 layers, 4 heads, C=256, T=256, V=4096, batch 8, AdamW. Reports tokens/s of a full
+training step (forward, backward, AdamW) in fp32 and under bf16 autocast, with MFU against a
+matmul peak measured in the same run (interleaved with the steps, so machine noise hits both);
+forward latency for 256 tokens at batch 1 without and with every probe; generation tokens/s
+(200 new tokens, batch 1, 1 thread) with and without the KV cache. Options:
+`--compile` also measures torch.compile'd steps (and their compile time), `--quick` fewer repeats.
+No assertions: this reports figures, it does not judge them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+from core.config import preset
+from core.model import GPT
+from core.probes import capture
+from core.sampling import generate
+from core.stats import flops_per_token
+
+B, T = 8, 256
+# the clock: wall time, or this process's CPU time (robust on a shared, oversubscribed machine
+# when running on one thread: time spent descheduled is not counted); set by --clock
+now = time.perf_counter
+
+
+class RefGPT(torch.nn.Module):
+    """A nanoGPT-style baseline of the same shape (fused c_attn, SDPA, F.cross_entropy on the
+    fp32 logits), written here so the comparison runs on the same machine at the same time."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        nn, C = torch.nn, cfg.d_model
+        self.cfg = cfg
+        self.wte, self.wpe = nn.Embedding(cfg.vocab_size, C), nn.Embedding(cfg.context_length, C)
+        self.h = nn.ModuleList(
+            nn.ModuleDict({"ln_1": nn.LayerNorm(C), "c_attn": nn.Linear(C, 3 * C),
+                           "c_proj": nn.Linear(C, C), "ln_2": nn.LayerNorm(C),
+                           "c_fc": nn.Linear(C, 4 * C), "mlp_proj": nn.Linear(4 * C, C)})
+            for _ in range(cfg.n_layers)
+        )  # fmt: skip
+        self.ln_f = nn.LayerNorm(C)
+        self.lm_head = nn.Linear(C, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx, targets):
+        Bx, Tx = idx.shape
+        H, C = self.cfg.n_heads, self.cfg.d_model
+        x = self.wte(idx) + self.wpe(torch.arange(Tx))
+        for blk in self.h:
+            q, k, v = blk["c_attn"](blk["ln_1"](x)).split(C, dim=2)
+            q, k, v = (t.view(Bx, Tx, H, C // H).transpose(1, 2) for t in (q, k, v))
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + blk["c_proj"](y.transpose(1, 2).contiguous().view(Bx, Tx, C))
+            h = torch.nn.functional.gelu(blk["c_fc"](blk["ln_2"](x)), approximate="tanh")
+            x = x + blk["mlp_proj"](h)
+        logits = self.lm_head(self.ln_f(x))
+        loss = torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(), targets.view(-1)
+        )
+        return logits, loss
+
+
+def matmul_peak(dtype, n=1024, reps=20) -> float:
+    """Best GFLOP/s of an n×n×n matmul in this dtype over `reps` runs."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = now()
+        a @ b
+        best = min(best, now() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def train_rate(model, opt, batches, steps, autocast: bool, step_fn=None) -> list[float]:
+    """Tokens/s of each of `steps` full training steps (after the caller's warm-up)."""
+    rates = []
+    fwd = step_fn or model
+    for i in range(steps):
+        x, y = batches[i % len(batches)]
+        t = now()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            _, loss = fwd(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        rates.append(B * T / (now() - t))
+    return rates
+
+
+def bench_training(cfg, autocast: bool, rounds: int, steps: int, compiled: bool = False,
+                   reference: bool = False) -> dict:  # fmt: skip
+    torch.manual_seed(0)
+    model = (RefGPT(cfg) if reference else GPT(cfg)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.randint(0, cfg.vocab_size, (B, T), generator=g),
+         torch.randint(0, cfg.vocab_size, (B, T), generator=g))
+        for _ in range(4)
+    ]  # fmt: skip
+    step_fn, compile_s = None, None
+    if compiled:
+        t = time.perf_counter()
+        step_fn = torch.compile(model)
+        train_rate(model, opt, batches, 2, autocast, step_fn)  # compiles forward and backward
+        compile_s = time.perf_counter() - t  # wall time, whatever the clock
+    train_rate(model, opt, batches, 3, autocast, step_fn)  # warm-up
+    dtype = torch.bfloat16 if autocast else torch.float32
+    peaks, rates = [], []
+    for _ in range(rounds):  # interleave: each round measures the peak, then some steps
+        peaks.append(matmul_peak(dtype))
+        rates.append(statistics.median(train_rate(model, opt, batches, steps, autocast, step_fn)))
+    peaks.append(matmul_peak(dtype))
+    flops = flops_per_token(cfg, T)["train_step"]
+    best_rate, peak = max(rates), max(peaks)
+    out = {
+        "tokens_per_s": round(best_rate),
+        "tokens_per_s_median": round(statistics.median(rates)),
+        "peak_gflops": round(peak, 1),
+        "achieved_gflops": round(best_rate * flops / 1e9, 1),
+        "mfu": round(best_rate * flops / (peak * 1e9), 3),
+    }
+    if compile_s is not None:
+        out["compile_s"] = round(compile_s, 1)
+    return out
+
+
+def bench_forward(cfg, reps: int) -> dict:
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    ids = torch.randint(0, cfg.vocab_size, (1, T))
+
+    def plain():
+        with torch.inference_mode():
+            model(ids)
+
+    def probes():
+        capture(model, ids)
+
+    plain_s, probe_s = [], []
+    for _ in range(3):
+        plain()
+        probes()
+    for _ in range(reps):  # alternate so both see the same machine
+        t = now()
+        plain()
+        plain_s.append(now() - t)
+        t = now()
+        probes()
+        probe_s.append(now() - t)
+    p, q = min(plain_s), min(probe_s)
+    return {"plain_ms": round(p * 1e3, 2), "all_probes_ms": round(q * 1e3, 2),
+            "ratio": round(q / p, 2)}  # fmt: skip
+
+
+def bench_generation(cfg, reps: int) -> dict:
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    prompt = [1, 2, 3, 4]
+    out = {}
+    for use_cache in (True, False):
+        generate(model, prompt, 20, seed=0, use_cache=use_cache)
+        best = 0.0
+        for _ in range(reps if use_cache else max(1, reps // 3)):
+            t = now()
+            generate(model, prompt, 200, seed=0, use_cache=use_cache)
+            best = max(best, 200 / (now() - t))
+        out["kv_cache_tokens_per_s" if use_cache else "no_cache_tokens_per_s"] = round(best)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(allow_abbrev=False)
+    ap.add_argument("--compile", action="store_true", help="also measure torch.compile'd steps")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["train", "forward", "generate"], default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu = process CPU time; use with --threads 1 on a busy machine",
+    )
+    args = ap.parse_args(argv)
+    global now
+    now = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = preset("small")
+    rounds, steps = (2, 3) if args.quick else (4, 5)
+    threads = torch.get_num_threads()
+    res: dict = {"config": "4L/4H/C256/T256/V4096/B8", "torch": torch.__version__,
+                 "threads": threads, "clock": args.clock, "cpu_count": os.cpu_count(),
+                 "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+    if args.only in (None, "train"):
+        res["train_fp32"] = bench_training(cfg, False, rounds, steps)
+        res["train_bf16"] = bench_training(cfg, True, rounds, steps)
+        res["reference_nanogpt_style_fp32"] = bench_training(
+            cfg, False, rounds, steps, reference=True
+        )
+        res["reference_nanogpt_style_bf16"] = bench_training(
+            cfg, True, rounds, steps, reference=True
+        )
+        if args.compile:
+            res["train_fp32_compiled"] = bench_training(cfg, False, rounds, steps, True)
+            res["train_bf16_compiled"] = bench_training(cfg, True, rounds, steps, True)
+    if args.only in (None, "forward"):
+        res["forward_b1_t256"] = bench_forward(cfg, 10 if args.quick else 30)
+    if args.only in (None, "generate"):
+        torch.set_num_threads(1)
+        res["generate_200_b1_1thread"] = bench_generation(cfg, 3 if args.quick else 7)
+        torch.set_num_threads(threads)
+    res["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    json.dump(res, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
