@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from explorer import loaders, registry, state  # noqa: E402
+from explorer import loaders, registry, state, widgets  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 SECTIONS = ("Data", "Model", "Train", "Generate")
@@ -135,7 +135,7 @@ def model_picker() -> None:
             on_change=_upload_changed,
         )
         for level, text in st.session_state.pop("upload_message", []):
-            (st.error if level == "error" else st.success)(text)
+            (st.error if level == "error" else st.success)(widgets.md_literal(text))
     try:
         loaded = state.current_model()
         cfg = loaded.config

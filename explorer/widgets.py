@@ -55,6 +55,19 @@ def esc(text: str) -> str:
     return out
 
 
+def md_literal(text: str) -> str:
+    """Text for a markdown element (st.error, st.caption...) shown as typed: every ASCII
+    punctuation character that markdown, LaTeX or HTML could use is backslash-escaped
+    (CommonMark), so `$x$`, `**b**`, `<b>` and `[a](b)` stay as typed."""
+    out = []
+    for ch in str(text):
+        out.append("\\" + ch if ch in _MD_PUNCT else ch)
+    return "".join(out)
+
+
+_MD_PUNCT = set("\\`*_{}[]()#+-.!|$:~<>&")
+
+
 def chip(
     label: str, tip: str, *, bg: str, fg: str = "#111", sub: str | None = None, cls: str = ""
 ) -> str:

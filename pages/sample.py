@@ -96,9 +96,10 @@ st.plotly_chart(
 summary = compute.stage_summary(stages)
 st.caption(
     f"Context: {len(ids)} tokens. Top-k keeps {summary['kept_k']:,} of {V:,} tokens; top-p then "
-    f"keeps {summary['kept_p']:,}. Bars that drop to zero were removed by that stage. Most likely "
-    f"after renormalising: {labels[summary['best']]!r} ({summary['best_p']:.1%})."
+    f"keeps {summary['kept_p']:,}. Bars that drop to zero were removed by that stage."
 )
+# model text goes through st.text (literal), never markdown: a token could hold $...$ or :emoji:
+st.text(f"Most likely next token: {labels[summary['best']]!r} ({summary['best_p']:.1%})")
 if temperature == 0:
     st.caption("Temperature 0 is greedy decoding: all probability on the single most likely token.")
 

@@ -153,7 +153,7 @@ if source == "a .txt file":
 
             train_text = read_user_text(up.getvalue(), max_bytes=5_000_000)
         except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a message
-            st.error(f"Could not read {up.name!r} as text: {exc}")
+            st.error(widgets.md_literal(f"Could not read {up.name!r} as text: {exc}"))
 elif source.startswith("built-in"):
     from core.corpora import load_corpus
 
@@ -172,7 +172,7 @@ if st.button("Train BPE", key="tok_train", disabled=not train_text.strip()):
     try:
         st.session_state["tok_trained"] = (key, compute.train_bpe(train_text, vocab, report))
     except Exception as exc:  # noqa: BLE001 - bad text or size becomes a message
-        st.error(f"Training failed: {exc}")
+        st.error(widgets.md_literal(f"Training failed: {exc}"))
     bar.empty()
     if st.session_state.get("tok_trained", (None,))[0] == key:
         st.rerun()  # so the comparison above includes the new tokenizer
@@ -190,7 +190,7 @@ if trained:
         f"{n_mine:,} tokens with it vs {n_tokens:,} with the model's tokenizer."
     )
     first = [f"{mine.token_label(a)!r} + {mine.token_label(b)!r}" for a, b in mine.merges[:24]]
-    st.caption("First merges learned: " + " · ".join(first))
+    st.text("First merges learned: " + " · ".join(first))  # literal: labels are user text
     widgets.show(widgets.chips_html(loaders.token_records(key, mine, text, 300)))
 
 # --- sliding windows ------------------------------------------------------------------------

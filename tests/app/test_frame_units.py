@@ -146,3 +146,10 @@ def test_navigation_skips_pages_whose_file_is_missing(tmp_path):
     ]
     spec = navigation_spec(pages, tmp_path)
     assert list(spec) == ["Data", "Generate"]
+
+
+def test_md_literal_escapes_markdown_and_latex():
+    out = widgets.md_literal("$x$ **b** <b>hi</b> [a](b) :smile:")
+    for ch in "$*<>[]():":
+        assert f"\\{ch}" in out
+    assert widgets.md_literal("plain words") == "plain words"
