@@ -30,6 +30,12 @@ tok = loaded.tokenizer
 
 state.from_url("tok_text", state.shared_prompt(), ok=lambda s: len(s) <= MAX_CHARS)
 raw = st.text_area("Your text", key="tok_text", height=120, max_chars=2 * MAX_CHARS)
+st.button(
+    "Use the shared prompt",
+    key="tok_use_shared",
+    on_click=lambda: st.session_state.update(tok_text=state.shared_prompt()),
+    help="Copy the sidebar's prompt into the box above.",
+)
 text, notes = widgets.inspect_text(raw, MAX_CHARS)
 widgets.show_notices(notes)
 if len(raw) <= state.URL_PROMPT_MAX:

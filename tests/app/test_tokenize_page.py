@@ -88,3 +88,11 @@ def test_html_payload_is_shown_literally(app, open_page):
     html = "".join(chips(at))
     assert "<img" not in html and "<iframe" not in html and "<script" not in html
     assert "&lt;" in html
+
+
+def test_use_the_shared_prompt_button(app, open_page):
+    at = open_page(app, "tokenize")
+    at.text_area(key="prompt").input("The shared one").run()
+    at.text_area(key="tok_text").input("something else").run()
+    at.button(key="tok_use_shared").click().run()
+    assert at.text_area(key="tok_text").value == "The shared one"
