@@ -10,6 +10,9 @@ Reference: Pope et al. 2022, "Efficiently Scaling Transformer Inference" §2; Ra
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import torch
 import torch.nn.functional as F
 
@@ -68,12 +71,38 @@ def _linear_t(weight: torch.Tensor, bias: torch.Tensor | None):
 
 
 def _norm_fn(module):
-    eps = module.eps
+    """The norm as a bare aten call (F.layer_norm's Python checks cost more than the op here)."""
+    eps, shape, w = module.eps, list(module.normalized_shape), module.weight
     if isinstance(module, torch.nn.RMSNorm):
-        w, shape = module.weight, module.normalized_shape
-        return lambda x: F.rms_norm(x, shape, w, eps)
-    w, b, shape = module.weight, module.bias, module.normalized_shape
-    return lambda x: F.layer_norm(x, shape, w, b, eps)
+        return lambda x: torch.rms_norm(x, shape, w, eps)
+    b = module.bias
+    return lambda x: torch.layer_norm(x, shape, w, b, eps)
+
+
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(model):
+    """Per-layer step functions over prepared weight copies, cached per model while its
+    parameters are unchanged (an optimizer step bumps their version and invalidates it)."""
+    stamp = tuple((id(p), p._version, p.dtype) for p in model.parameters())
+    with _PREPARED_LOCK:
+        hit = _PREPARED.get(model)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    layers = []
+    for block in model.blocks:
+        attn, mlp = block.attn, block.mlp
+        layers.append((
+            _norm_fn(block.ln1), _linear_t(attn.qkv.weight, attn.qkv.bias),
+            _linear_t(attn.proj.weight, attn.proj.bias), _norm_fn(block.ln2),
+            _linear_t(mlp.fc.weight, mlp.fc.bias), _linear_t(mlp.proj.weight, mlp.proj.bias),
+        ))  # fmt: skip
+    prepared = (layers, _norm_fn(model.ln_f), _linear_t(model.lm_head.weight, None))
+    with _PREPARED_LOCK:
+        _PREPARED[model] = (stamp, prepared)
+    return prepared
 
 
 class Decoder:
@@ -81,7 +110,8 @@ class Decoder:
     could measure: weights gathered once into plain functions, the cache written in place, the
     LM head through a prepacked kernel. Computes exactly what `GPT.forward_cached` computes.
 
-    Reads the model, never changes it; each generation makes its own Decoder.
+    Reads the model, never changes it; each generation makes its own Decoder (its own cache),
+    while the prepared weight copies are shared between generations of an unchanged model.
     """
 
     def __init__(self, model, max_len: int | None = None):
@@ -102,16 +132,7 @@ class Decoder:
         self.rope = (model.rope_cos, model.rope_sin) if enc == "rope" else None
         self.pre = cfg.norm_position == "pre"
         self.model = model
-        self.layers = []
-        for block in model.blocks:
-            attn, mlp = block.attn, block.mlp
-            self.layers.append((
-                _norm_fn(block.ln1), _linear_t(attn.qkv.weight, attn.qkv.bias),
-                _linear_t(attn.proj.weight, attn.proj.bias), _norm_fn(block.ln2),
-                _linear_t(mlp.fc.weight, mlp.fc.bias), _linear_t(mlp.proj.weight, mlp.proj.bias),
-            ))  # fmt: skip
-        self.ln_f = _norm_fn(model.ln_f)
-        self.head = _linear_t(model.lm_head.weight, None)
+        self.layers, self.ln_f, self.head = _prepared(model)
         self.H, self.D, self.C = cfg.n_heads, cfg.head_dim, cfg.d_model
         self.act = model.blocks[0].mlp.act
 

@@ -233,3 +233,16 @@ def test_unknown_option_fails_by_name(run_dir):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 2 and "--temprature" in out.stderr
+
+
+def test_decoder_follows_weight_updates(tiny_config):
+    """Prepared weight copies are reused only while the parameters are unchanged."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config).eval()
+    before = generate(model, [1, 2, 3], 10, temperature=0).ids
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    after = generate(model, [1, 2, 3], 10, temperature=0).ids
+    assert after == generate(model, [1, 2, 3], 10, temperature=0, use_cache=False).ids
+    assert before != after
