@@ -31,16 +31,18 @@ loaded = state.require_model()
 base = loaded.config
 
 
-def nearest(options, value):
-    return min(options, key=lambda o: abs(o - value))
-
+# the loaded model's own sizes are always stops, so "reset" reproduces it exactly
+WIDTHS = sorted({*WIDTHS, base.d_model})
+HEADS = sorted({*HEADS, base.n_heads})
+CONTEXTS = sorted({*CONTEXTS, base.context_length})
+VOCABS = sorted({*VOCABS, base.vocab_size})
 
 FIELDS = {  # session key -> (default from the loaded model, parser, allowed)
-    "arch_L": (base.n_layers, int, range(1, 49)),
-    "arch_C": (nearest(WIDTHS, base.d_model), int, WIDTHS),
-    "arch_H": (nearest(HEADS, base.n_heads), int, HEADS),
-    "arch_T": (nearest(CONTEXTS, base.context_length), int, CONTEXTS),
-    "arch_V": (nearest(VOCABS, base.vocab_size), int, VOCABS),
+    "arch_L": (min(base.n_layers, 48), int, range(1, 49)),
+    "arch_C": (base.d_model, int, WIDTHS),
+    "arch_H": (base.n_heads, int, HEADS),
+    "arch_T": (base.context_length, int, CONTEXTS),
+    "arch_V": (base.vocab_size, int, VOCABS),
     "arch_act": (base.activation, str, ACTIVATIONS),
     "arch_norm": (base.norm, str, NORMS),
     "arch_npos": (base.norm_position, str, NORM_POSITIONS),

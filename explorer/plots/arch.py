@@ -239,13 +239,15 @@ def memory_breakdown(mem: Mapping[str, int], *, height: int = 260) -> go.Figure:
                 hovertemplate=f"{k}: {fmt_bytes(v)}<extra></extra>",
             )
         )
-    fig.update_xaxes(title="bytes", gridcolor="#eee")
+    fig.update_xaxes(gridcolor="#eee")  # tick labels read as bytes (k, M, G)
     fig.update_yaxes(visible=False)
     base_layout(fig, height=height, title=f"training memory ≈ {fmt_bytes(total)}")
     # legend under the bar, so it never covers the title
     fig.update_layout(
         barmode="stack",
-        legend=dict(orientation="h", yanchor="top", y=-0.45, x=0),
+        legend=dict(
+            orientation="h", yanchor="top", y=-0.25, x=0, entrywidth=0.5, entrywidthmode="fraction"
+        ),
         margin=dict(b=10),
     )
     return fig

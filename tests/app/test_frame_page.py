@@ -55,7 +55,7 @@ def test_pages_survive_a_tiny_char_model(app, open_page, monkeypatch):
     for name in ("tokenize", "architecture", "sample"):
         at = open_page(app, name)
         if name == "architecture":  # the new model's shape, not the old one's
-            assert at.select_slider(key="arch_V").value == 128
+            assert at.select_slider(key="arch_V").value == 31
     at.button(key="smp_go").click().run()
     at.button(key="smp_cmp_go").click().run()
     assert not at.exception
