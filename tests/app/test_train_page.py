@@ -212,3 +212,25 @@ def test_uploaded_corpus_enables_start_and_a_binary_file_gets_a_message(runs_roo
     assert not any(runs_root.iterdir()) if runs_root.exists() else True
     assert jobs.registry().jobs() == []
     assert not at.exception
+
+
+def test_a_second_run_waits_in_a_visible_queue(runs_root):
+    import threading
+
+    gate = threading.Event()
+    jobs.registry().submit("someone-elses-run", lambda ctx: gate.wait(60))
+    at = page().run()
+    assert at.segmented_control(key="train_view").value == "Watch"  # a job is active
+    assert any("training: someone-elses-run" in c.value for c in at.caption)
+    at.segmented_control(key="train_view").set_value("New run").run()
+    for key, value in TINY.items():
+        at.session_state[key] = value
+    at.run()
+    assert any("will wait in the queue" in w.value for w in at.warning)
+    at.text_input(key="train_label").input("second").run()
+    start_button(at).click().run()
+    assert any("number 1 in the queue" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("waiting: 1. second" in c.value for c in at.caption)
+    at.button(key="train_stop").click().run()  # cancel while queued: its dir goes
+    assert not (runs_root / "second").exists()
+    gate.set()
