@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +32,10 @@ class KVCache:
         device="cpu",
     ):
         self.max_len = max_len or config.context_length
-        shape = (config.n_layers, batch, config.n_heads, self.max_len, config.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        shape = (config.n_layers, 2, batch, config.n_heads, self.max_len, config.head_dim)
+        # keys and values in one tensor so a decode step stores both with one copy
+        self.kv = torch.zeros(shape, dtype=dtype, device=device)
+        self.k, self.v = self.kv[:, 0], self.kv[:, 1]  # (L, B, H, Tmax, D) views
         self.pos = 0
 
     def reset(self) -> None:
@@ -133,8 +135,16 @@ class Decoder:
         self.pre = cfg.norm_position == "pre"
         self.model = model
         self.layers, self.ln_f, self.head = _prepared(model)
+        kv = self.cache.kv  # per-layer views made once: (2, 1, H, Tmax, D), k and v (1, H, Tmax, D)
+        self.views = [(kv[i], kv[i, 0], kv[i, 1]) for i in range(cfg.n_layers)]
         self.H, self.D, self.C = cfg.n_heads, cfg.head_dim, cfg.d_model
-        self.act = model.blocks[0].mlp.act
+        mlp = model.blocks[0].mlp
+        if cfg.activation == "gelu":
+            self.act = partial(F.gelu, approximate="tanh")
+        elif cfg.activation == "relu":
+            self.act = torch.relu
+        else:
+            self.act = lambda h: mlp.act(h)[1]
 
     @property
     def pos(self) -> int:
@@ -151,34 +161,32 @@ class Decoder:
         if pos >= self.max_len:
             raise ValueError(f"KV cache full: {self.max_len} positions")
         H, D, C = self.H, self.D, self.C
-        x = self.tok[token : token + 1]  # (1, C)
+        # narrow() is one dispatch; x[a:b] on several axes is one per axis
+        x = self.tok.narrow(0, token, 1)  # (1, C)
         if self.pos_table is not None:
-            x = x + self.pos_table[pos : pos + 1]
+            x = x + self.pos_table.narrow(0, pos, 1)
         rope = None
         if self.rope is not None:
             rope = (self.rope[0][pos : pos + 1], self.rope[1][pos : pos + 1])  # (1, D/2)
-        ks, vs = self.cache.k[:, 0], self.cache.v[:, 0]  # (L, H, Tmax, D)
-        act = self.act
-        for i, (ln1, qkv, out, ln2, fc, proj) in enumerate(self.layers):
+        act, end = self.act, pos + 1
+        for (ln1, qkv, out, ln2, fc, proj), (layer, keys, values) in zip(self.layers, self.views):
             h = ln1(x) if self.pre else x
-            q, k, v = qkv(h).view(3, H, 1, D).unbind(0)  # (H, 1, D) each
+            new = qkv(h).view(3, 1, H, 1, D)  # q, k, v each (1, H, 1, D)
+            q = new[0]
             if rope is not None:
-                q, k = _rope1(q, *rope), _rope1(k, *rope)
-            kc, vc = ks[i], vs[i]
-            kc[:, pos : pos + 1] = k
-            vc[:, pos : pos + 1] = v
+                q, k = _rope1(q, *rope), _rope1(new[1], *rope)
+                new = torch.stack((q, k, new[2]))
+            layer.narrow(3, pos, 1).copy_(new[1:])  # k and v into (2, 1, H, Tmax, D)
             # 4-D inputs: SDPA's 3-D case falls back to a slower path (measured 2x per call)
-            z = F.scaled_dot_product_attention(
-                q[None], kc[None, :, : pos + 1], vc[None, :, : pos + 1]
-            )
+            z = F.scaled_dot_product_attention(q, keys.narrow(2, 0, end), values.narrow(2, 0, end))
             a = out(z.view(1, C))  # (1, H, 1, D) -> (1, C)
             if self.pre:
                 x = x + a
-                x = x + proj(act(fc(ln2(x)))[1])
+                x = x + proj(act(fc(ln2(x))))
             else:
                 x = ln1(x + a)
-                x = ln2(x + proj(act(fc(x))[1]))
-        self.cache.pos = pos + 1
+                x = ln2(x + proj(act(fc(x))))
+        self.cache.pos = end
         return self.head(self.ln_f(x))[0]  # (V,)
 
 
