@@ -20,6 +20,7 @@ from explorer.trainpanels import k
 
 POLL_S = 3  # seconds between live refreshes while a run trains
 VIEWS = ("New run", "Watch", "Runs", "Time-lapse")
+KEEP = {"persist_state": "session"}  # the form keeps its values while another view is shown
 MODEL_FIELDS = ("n_layers", "n_heads", "d_model", "context_length")
 DEFAULTS = {  # a run that learns visibly in about a minute on one core
     "n_layers": 2,
@@ -142,6 +143,7 @@ def view_new_run() -> None:
         "Preset",
         ["custom", *PRESETS],
         key=k("preset"),
+        **KEEP,
         on_change=apply_preset,
         help="Fills the sizes below; change any of them afterwards for your own shape.",
     )
@@ -149,18 +151,21 @@ def view_new_run() -> None:
     with c1:
         st.subheader("Model", divider="gray")
         a, b = st.columns(2)
-        a.number_input("Layers (L)", 1, 24, key=k("n_layers"))
-        b.number_input("Heads (H)", 1, 32, key=k("n_heads"))
-        a.number_input("Width (C)", 8, 2048, step=8, key=k("d_model"))
-        b.number_input("Context (T)", 8, 2048, step=8, key=k("context_length"))
+        a.number_input("Layers (L)", 1, 24, key=k("n_layers"), **KEEP)
+        b.number_input("Heads (H)", 1, 32, key=k("n_heads"), **KEEP)
+        a.number_input("Width (C)", 8, 2048, step=8, key=k("d_model"), **KEEP)
+        b.number_input("Context (T)", 8, 2048, step=8, key=k("context_length"), **KEEP)
         msg("n_layers", "n_heads", "d_model", "context_length")
-        a.selectbox("Activation", ["gelu", "relu", "swiglu"], key=k("activation"))
-        b.selectbox("Norm position", ["pre", "post"], key=k("norm_position"))
+        a.selectbox("Activation", ["gelu", "relu", "swiglu"], key=k("activation"), **KEEP)
+        b.selectbox("Norm position", ["pre", "post"], key=k("norm_position"), **KEEP)
         a.selectbox(
-            "Position encoding", ["learned", "sinusoidal", "rope", "none"], key=k("pos_encoding")
+            "Position encoding",
+            ["learned", "sinusoidal", "rope", "none"],
+            key=k("pos_encoding"),
+            **KEEP,
         )
-        b.selectbox("Norm", ["layernorm", "rmsnorm"], key=k("norm"))
-        st.number_input("Dropout", 0.0, 0.9, step=0.05, key=k("dropout"))
+        b.selectbox("Norm", ["layernorm", "rmsnorm"], key=k("norm"), **KEEP)
+        st.number_input("Dropout", 0.0, 0.9, step=0.05, key=k("dropout"), **KEEP)
         msg("activation", "norm_position", "pos_encoding", "norm", "dropout", "")
         st.subheader("Data", divider="gray")
         st.radio(
@@ -168,38 +173,42 @@ def view_new_run() -> None:
             list(trainjobs.CORPORA),
             format_func=trainjobs.CORPORA.get,
             key=k("corpus"),
+            **KEEP,
             horizontal=True,
         )
         if st.session_state[k("corpus")] == "upload":
             st.file_uploader("A UTF-8 text file", type=["txt", "md"], key=k("upload"))
-        st.slider("Corpus size (kB)", 10, 5000, step=10, key=k("corpus_kb"))
+        st.slider("Corpus size (kB)", 10, 5000, step=10, key=k("corpus_kb"), **KEEP)
         msg("corpus", "corpus_bytes")
         st.radio(
             "Tokenizer",
             list(trainjobs.TOKENIZERS),
             format_func=trainjobs.TOKENIZERS.get,
             key=k("tokenizer"),
+            **KEEP,
             horizontal=True,
         )
         if st.session_state[k("tokenizer")] == "bpe":
-            st.number_input("BPE vocabulary size (V)", 260, 16384, step=64, key=k("vocab_size"))
+            st.number_input(
+                "BPE vocabulary size (V)", 260, 16384, step=64, key=k("vocab_size"), **KEEP
+            )
         msg("tokenizer", "vocab_size")
     with c2:
         st.subheader("Training", divider="gray")
         a, b = st.columns(2)
-        a.number_input("Steps", 1, 1_000_000, step=50, key=k("max_steps"))
-        b.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", key=k("lr"))
-        a.number_input("Warm-up steps", 0, 100_000, step=10, key=k("warmup_steps"))
-        b.number_input("Gradient clip (0 = off)", 0.0, 100.0, step=0.5, key=k("grad_clip"))
-        a.number_input("Batch (sequences per forward)", 1, 512, key=k("micro_batch"))
-        b.number_input("Accumulation steps", 1, 64, key=k("accum"))
-        a.number_input("Evaluate every (steps)", 0, 100_000, step=5, key=k("eval_every"))
-        b.number_input("Time-lapse frames", 0, 64, key=k("frames"))
-        a.number_input("Seed", 0, 2**31 - 1, key=k("seed"))
-        b.checkbox("bf16 autocast", key=k("bf16"))
+        a.number_input("Steps", 1, 1_000_000, step=50, key=k("max_steps"), **KEEP)
+        b.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", key=k("lr"), **KEEP)
+        a.number_input("Warm-up steps", 0, 100_000, step=10, key=k("warmup_steps"), **KEEP)
+        b.number_input("Gradient clip (0 = off)", 0.0, 100.0, step=0.5, key=k("grad_clip"), **KEEP)
+        a.number_input("Batch (sequences per forward)", 1, 512, key=k("micro_batch"), **KEEP)
+        b.number_input("Accumulation steps", 1, 64, key=k("accum"), **KEEP)
+        a.number_input("Evaluate every (steps)", 0, 100_000, step=5, key=k("eval_every"), **KEEP)
+        b.number_input("Time-lapse frames", 0, 64, key=k("frames"), **KEEP)
+        a.number_input("Seed", 0, 2**31 - 1, key=k("seed"), **KEEP)
+        b.checkbox("bf16 autocast", key=k("bf16"), **KEEP)
         msg(*[f for f in errors if f not in DEFAULTS and f not in ("corpus_bytes", "")])
         msg("max_steps", "lr", "warmup_steps", "grad_clip", "seq_len", "batch_size")
-        st.text_input("Run name (optional)", key=k("label"), max_chars=120)
+        st.text_input("Run name (optional)", key=k("label"), **KEEP, max_chars=120)
         msg("label")
         st.subheader("Estimate", divider="gray")
         if not errors:

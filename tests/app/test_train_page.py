@@ -234,3 +234,13 @@ def test_a_second_run_waits_in_a_visible_queue(runs_root):
     at.button(key="train_stop").click().run()  # cancel while queued: its dir goes
     assert not (runs_root / "second").exists()
     gate.set()
+
+
+def test_the_form_keeps_its_values_across_views(runs_root):
+    at = page().run()
+    at.number_input(key="train_n_layers").set_value(3).run()
+    at.selectbox(key="train_activation").select("swiglu").run()
+    at.segmented_control(key="train_view").set_value("Runs").run()
+    at.segmented_control(key="train_view").set_value("New run").run()
+    assert at.number_input(key="train_n_layers").value == 3
+    assert at.selectbox(key="train_activation").value == "swiglu"
