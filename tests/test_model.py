@@ -251,3 +251,23 @@ def test_bf16_autocast_training_step(tiny_config, tiny_ids):
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
     _, fp32_loss = model(tiny_ids, tiny_ids)
     assert abs(loss.item() - fp32_loss.item()) < 0.05
+
+
+@pytest.mark.parametrize(
+    "act, norm, pos, enc", VARIANTS[1::3], ids=["-".join(v) for v in VARIANTS[1::3]]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decoder_steps_match_full_forward(act, norm, pos, enc, dtype):
+    from core.kvcache import Decoder
+
+    torch.manual_seed(0)
+    model = GPT(variant(act, norm, pos, enc)).eval().to(dtype)
+    ids = torch.randint(0, 128, (1, 32))
+    with torch.inference_mode():
+        full = model(ids)[0][0].float()  # (T, V)
+        dec = Decoder(model)
+        got = [dec.prefill(ids[:, :5])] + [dec.step(int(t)) for t in ids[0, 5:]]
+        with pytest.raises(ValueError, match="full"):
+            dec.step(1)
+    tol = 1e-5 if dtype == torch.float32 else 0.1
+    assert (torch.stack(got).float() - full[4:]).abs().max() <= tol
