@@ -129,7 +129,7 @@ def resume(run_dir: str | Path, *, registry=None, threads: int = 1) -> str:
     return run_dir.name
 
 
-def stop(run_id: str, *, registry=None, root: str | Path | None = None) -> bool:
+def stop(run_id: str, *, registry=None) -> bool:
     """Stop a running job (it checkpoints and ends) or cancel a queued one (its dir goes)."""
     reg = registry or jobs.registry()
     job = reg.get(run_id)

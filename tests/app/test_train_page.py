@@ -244,3 +244,24 @@ def test_the_form_keeps_its_values_across_views(runs_root):
     at.segmented_control(key="train_view").set_value("New run").run()
     assert at.number_input(key="train_n_layers").value == 3
     assert at.selectbox(key="train_activation").value == "swiglu"
+
+
+def test_time_lapse_of_the_shipped_model_moves_every_view_with_one_slider(runs_root):
+    from explorer.registry import default_dir
+
+    if not (default_dir() / "timelapse" / "index.json").exists():
+        pytest.skip("the shipped model has no time-lapse in this checkout")
+    at = page()
+    at.query_params["view"] = "Time-lapse"
+    at.run()
+    assert at.selectbox(key="train_tl_source").value.startswith("shipped model")
+    slider = at.select_slider(key="train_tl_step")
+    first = slider.options[0]
+    slider.set_value(first).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 5  # loss + cursor, head roles over steps, attention, map, heads at step
+    titles = " ".join(c.proto.spec for c in charts)
+    assert f"at step {first}" in titles
+    html = [h.proto.body for h in at.get("html")]
+    assert html and 'title="loss' in html[0]
