@@ -182,6 +182,18 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _stop_on_signals(trainer) -> None:
+    """Ctrl-C / SIGTERM: finish the step, checkpoint, mark the run stopped; a second one kills."""
+    import signal
+
+    def handler(signum, frame):
+        trainer.stop()
+        signal.signal(signum, signal.SIG_DFL)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -241,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if latest_checkpoint(out) is not None:
             trainer.resume(out)
+    _stop_on_signals(trainer)
     t0 = time.time()
     final = trainer.run()
     if args.release and dist.is_main and final.kind == "done":
