@@ -40,3 +40,29 @@ def test_cli_rejects_unknown_options_by_name(capsys, tmp_path):
 def test_cli_bad_value_names_the_field(capsys, tmp_path):
     assert main(["--out", str(tmp_path), "--dtype", "fp8"]) == 2
     assert "dtype" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "core.train", "--corpus-bytes", "40000", "--preset", "tiny",
+           "--vocab-size", "300", "--max-steps", "100000", "--eval-every", "0", "--ckpt-every", "0",
+           "--threads", "1", "--quiet", "--out", str(out)]  # fmt: skip
+    p = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.jsonl").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(60) == 0
+    info = load_run(out)
+    assert info.status == "stopped" and 0 < info.step < 100000
+    assert load_checkpoint(out).meta["step"] == info.step
