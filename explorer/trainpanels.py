@@ -76,6 +76,8 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
             + (f", val loss {val:.3f}" if val is not None else "")
             + ". It is now in the sidebar's model picker, so every page can explore it."
         )
+        if row["checkpoint"]:
+            explore_button(run_id)
 
 
 def draw_live_charts(m, row: dict) -> None:
@@ -95,6 +97,25 @@ def draw_live_charts(m, row: dict) -> None:
         st.markdown("**Samples at each evaluation** (newest first)")
         for s in reversed(m.samples[-6:]):
             st.text(f"step {s['step']}: {s['prompt']}{s['text']}")
+
+
+def _pick_model(name: str) -> None:
+    # a callback runs before the script, so it may set the sidebar picker's widget key
+    from explorer import state
+
+    st.session_state[state.MODEL_KEY] = f"run:{name}"
+
+
+def explore_button(name: str) -> None:
+    """Select the run in the sidebar's model picker, for every page to show."""
+    if st.button(
+        "Explore this run on every page",
+        key=k(f"explore_{name}"),
+        on_click=_pick_model,
+        args=(name,),
+        icon=":material/visibility:",
+    ):
+        st.rerun(scope="app")  # from inside the live fragment: redraw the sidebar too
 
 
 def show_queue() -> None:

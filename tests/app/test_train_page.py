@@ -120,6 +120,8 @@ def test_tiny_run_starts_finishes_and_can_be_managed(runs_root):
     from explorer.registry import list_models
 
     assert "run:apptest-run" in [e.key for e in list_models()]
+    at.button(key="train_explore_apptest-run").click().run()
+    assert at.session_state["model_key"] == "run:apptest-run"
 
     # the time-lapse of the new run scrubs
     at.segmented_control(key="train_view").set_value("Time-lapse").run()

@@ -104,6 +104,11 @@ def test_train_tiny_run_live_stop_and_pick(page, open_app, wait_idle, shot, app_
     tall_shot(page, shot, "train_stopped")
     assert page.get_by_text("Finished (stopped)").count() == 1
 
+    # one click makes it the model every page shows
+    page.get_by_role("button", name="Explore this run on every page").click()
+    wait_idle(page)
+    page.wait_for_url(f"**model=run%3A{RUN}**", timeout=30_000)  # the picker mirrors into the URL
+
     # the finished run is in the sidebar's model picker
     picker = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first
     picker.click()
