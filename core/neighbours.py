@@ -119,7 +119,7 @@ def token_table(
 def position_similarity(model, n: int | None = None) -> tuple[str, np.ndarray | None]:
     """Cosine similarity between positions 0..n-1 as the model encodes them: (kind, (n, n)).
 
-    learned: cosine of the position-embedding rows after subtracting their mean (trained
+    learned: cosine of the position-embedding rows 0..n-1 after subtracting their mean (trained
     positions share one large common direction that would make every pair look alike);
     sinusoidal: cosine of the fixed rows. rope: there is no table; the
     similarity of one vector rotated to position m and to position n, mean_i cos((m-n) θ_i),
@@ -130,10 +130,10 @@ def position_similarity(model, n: int | None = None) -> tuple[str, np.ndarray | 
     kind = cfg.pos_encoding
     if kind in ("learned", "sinusoidal"):
         table = model.pos_emb.weight if kind == "learned" else model.pos_table
-        rows = table.detach().float().cpu().numpy()  # (context, C)
-        if kind == "learned":
+        rows = table.detach().float().cpu().numpy()[:n]  # (n, C)
+        if kind == "learned":  # centred over the positions shown, so the picture is self-contained
             rows = rows - rows.mean(axis=0, keepdims=True)
-        u = unit_rows(rows[:n])  # (n, C)
+        u = unit_rows(rows)  # (n, C)
         return kind, (u @ u.T).astype(np.float32)
     if kind == "rope":
         D = cfg.d_model // cfg.n_heads
