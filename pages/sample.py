@@ -79,11 +79,15 @@ except SamplingError as exc:
 # --- the distribution at every stage -------------------------------------------------------
 st.subheader("Next-token distribution, stage by stage")
 stages = loaders.sampling_stages(loaded.key, loaded.model, ids_key, temperature, k_arg, p_arg)
+state.from_url("smp_topn", 20, parse=int, ok=lambda v: 5 <= v <= 40)
+state.from_url("smp_log", False, parse=state.parse_bool)
 a1, a2 = st.columns([3, 1])
-top_n = a1.slider("Tokens on the axis", 5, 40, 20, key="smp_topn")
+top_n = a1.slider("Tokens on the axis", 5, 40, key="smp_topn")
 log_axis = a2.toggle(
     "Log scale", key="smp_log", help="Shows small probabilities; removed tokens vanish."
 )
+state.to_url("smp_topn", top_n, 20)
+state.to_url("smp_log", log_axis, False)
 st.plotly_chart(
     splots.stage_bars(
         {s: getattr(stages, s) for s in ("raw", "temperature", "top_k", "top_p", "final")},

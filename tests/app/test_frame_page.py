@@ -60,3 +60,15 @@ def test_pages_survive_a_tiny_char_model(app, open_page, monkeypatch):
     at.button(key="smp_cmp_go").click().run()
     assert not at.exception
     assert any("cropped" in w.value for w in at.warning)  # the prompt is longer than 16 chars
+
+
+def test_broken_gpt2_folder_is_a_message(app, open_page, monkeypatch, tmp_path):
+    """GPT-2 is offered when a local Hugging Face folder is there; a broken one says so."""
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"not safetensors")
+    monkeypatch.setenv("GLASSBOX_GPT2", str(folder))
+    at = open_page(app, "sample", model="gpt2")
+    assert "GPT-2 124M (local weights)" in at.selectbox(key="model_key").options
+    assert any("could not be loaded" in e.value for e in at.error)
