@@ -83,16 +83,10 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
 def draw_live_charts(m, row: dict) -> None:
     if not m.step:
         return
-    clip = row.get("grad_clip")
+    figs = trainviews.live_figures(row["path"], m, clip=row.get("grad_clip"))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(
-        tp.loss_figure(m.step, m.loss, m.eval_step, m.eval_val, eval_train_loss=m.eval_train),
-        key=k("fig_loss"),
-    )
-    c2.plotly_chart(tp.lr_figure(m.step, m.lr), key=k("fig_lr"))
-    c1.plotly_chart(tp.grad_norm_figure(m.step, m.grad_norm, m.clipped, clip=clip), key=k("fig_gn"))
-    c2.plotly_chart(tp.layer_grad_norms_figure(m.layer_step, m.layer_matrix()), key=k("fig_lgn"))
-    c1.plotly_chart(tp.tokens_per_s_figure(m.step, m.tokens_per_s), key=k("fig_tps"))
+    for i, (name, fig) in enumerate(figs.items()):
+        (c1 if i % 2 == 0 else c2).plotly_chart(fig, key=k(f"fig_{name}"))
     with c2:
         st.markdown("**Samples at each evaluation** (newest first)")
         for s in reversed(m.samples[-6:]):

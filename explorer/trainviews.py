@@ -72,6 +72,37 @@ def _row(info, registry) -> dict:
     }
 
 
+_FIGS: dict[str, tuple[tuple, dict]] = {}
+_FIGS_LOCK = threading.Lock()
+
+
+def live_figures(run_path: str, m, *, clip: float | None = None) -> dict:
+    """The live charts of a run, built once per new log content and shared by every session
+    watching that run (read-only: st.plotly_chart only serialises them). Passing the Figure
+    objects, not dicts, also spares Streamlit a re-validation (measured 30 vs 190 ms)."""
+    from explorer.plots import training as tp
+
+    key = (len(m.step), len(m.eval_step), len(m.layer_step), clip)
+    with _FIGS_LOCK:
+        hit = _FIGS.get(run_path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+    figs = {
+        "loss": tp.loss_figure(
+            m.step, m.loss, m.eval_step, m.eval_val, eval_train_loss=m.eval_train
+        ),
+        "lr": tp.lr_figure(m.step, m.lr),
+        "gn": tp.grad_norm_figure(m.step, m.grad_norm, m.clipped, clip=clip),
+        "lgn": tp.layer_grad_norms_figure(m.layer_step, m.layer_matrix()),
+        "tps": tp.tokens_per_s_figure(m.step, m.tokens_per_s),
+    }
+    with _FIGS_LOCK:
+        _FIGS[run_path] = (key, figs)
+        while len(_FIGS) > 16:
+            _FIGS.pop(next(iter(_FIGS)))
+    return figs
+
+
 # Live watchers: every session polling a run ticks on a timer, and one server manages only
 # ~10 ticks/s in all (FIELD-NOTES). The poll interval grows with the number of watchers.
 _WATCHERS: dict[str, float] = {}

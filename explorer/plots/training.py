@@ -49,20 +49,34 @@ def decimate(x, *ys, max_points: int = MAX_POINTS):
 
 
 def ema(values, alpha: float = 0.1) -> np.ndarray:
-    """Exponential moving average (alpha in (0, 1]; 1 = no smoothing), NaN-tolerant."""
+    """Exponential moving average (alpha in (0, 1]; 1 = no smoothing), NaN-tolerant.
+    A Python loop: call it on decimated curves (<= MAX_POINTS), see `smoothed`."""
     v = _arr(values)
     out = np.empty_like(v)
     acc = np.nan
-    for i, x in enumerate(v):
-        if np.isfinite(x):
-            acc = x if not np.isfinite(acc) else alpha * x + (1 - alpha) * acc
+    for i, x in enumerate(v.tolist()):
+        if x == x and abs(x) != np.inf:
+            acc = x if acc != acc else alpha * x + (1 - alpha) * acc
         out[i] = acc
     return out
 
 
-def _cursor(fig: go.Figure, step: float | None, **where) -> None:
+def smoothed(x, y, alpha: float, max_points: int = MAX_POINTS):
+    """Decimate, then smooth with the per-point alpha adjusted to the stride, so a 100k-step
+    curve costs what a 2k-step one does (the live view rebuilds it every few seconds)."""
+    dx, dy = decimate(x, y, max_points=max_points)
+    n = len(_arr(x))
+    stride = max(1.0, n / max(1, len(dx)))
+    return dx, ema(dy, 1 - (1 - alpha) ** stride)
+
+
+def _cursor(fig: go.Figure, step: float | None) -> None:
+    """A dotted vertical line at `step` (a plain layout shape: add_vline costs ~20 ms a call,
+    and live figures are rebuilt every few seconds for every watcher)."""
     if step is not None:
-        fig.add_vline(x=step, line=dict(color=CURSOR_COLOUR, width=2, dash="dot"), **where)
+        line = dict(color=CURSOR_COLOUR, width=2, dash="dot")
+        shape = dict(type="line", xref="x", yref="paper", x0=step, x1=step, y0=0, y1=1, line=line)
+        fig.layout.shapes = (*fig.layout.shapes, shape)
 
 
 def _empty(title: str, message: str = "no data yet") -> go.Figure:
@@ -86,7 +100,7 @@ def loss_figure(
     """Per-step train loss (optionally smoothed), eval-time train/val loss, and a step cursor."""
     if len(_arr(steps)) == 0 and len(_arr(eval_steps)) == 0:
         return _empty(title)
-    x, y = decimate(steps, ema(train_loss, smooth) if smooth < 1 else train_loss)
+    x, y = smoothed(steps, train_loss, smooth) if smooth < 1 else decimate(steps, train_loss)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=y, name="train (per step)", line=dict(color=TRAIN_COLOUR)))
     if eval_steps is not None and len(_arr(eval_steps)):
@@ -154,9 +168,14 @@ def grad_norm_figure(
                 )
             )
     if clip:
-        fig.add_hline(
-            y=clip, line=dict(color="grey", dash="dash"), annotation_text=f"clip {clip:g}"
+        line = dict(color="grey", dash="dash")
+        fig.layout.shapes = (
+            dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=clip, y1=clip, line=line),
         )
+        fig.layout.annotations = (
+            dict(text=f"clip {clip:g}", x=1, xref="paper", y=float(np.log10(clip)), yref="y",
+                 xanchor="right", yanchor="bottom", showarrow=False),
+        )  # fmt: skip
     _cursor(fig, cursor)
     fig.update_layout(title="Gradient norm", xaxis_title="step", **_LAYOUT)
     fig.update_yaxes(type="log", tickformat=".2~g")
@@ -185,7 +204,8 @@ def tokens_per_s_figure(steps, tokens_per_s, *, smooth: float = 0.05) -> go.Figu
     """Throughput per step (faint; steps with an eval or a checkpoint dip) and its moving average."""
     if len(_arr(steps)) == 0:
         return _empty("Throughput")
-    x, y, ys = decimate(steps, tokens_per_s, ema(tokens_per_s, smooth))
+    x, y = decimate(steps, tokens_per_s)
+    _, ys = smoothed(steps, tokens_per_s, smooth)
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(x=x, y=y, name="per step", line=dict(color="#8c564b", width=1), opacity=0.35)
@@ -205,8 +225,10 @@ def overlay_figure(
         return _empty("Compare runs", "pick runs with a loss curve")
     fig = go.Figure()
     for c in curves:
-        vals = ema(c["values"], smooth) if smooth < 1 and not c.get("dash") else c["values"]
-        x, y = decimate(c["steps"], vals)
+        if smooth < 1 and not c.get("dash"):
+            x, y = smoothed(c["steps"], c["values"], smooth)
+        else:
+            x, y = decimate(c["steps"], c["values"])
         fig.add_trace(
             go.Scatter(
                 x=x,

@@ -260,3 +260,16 @@ def test_poll_interval_grows_with_the_number_of_watchers(monkeypatch):
     for i in range(100):
         trainviews.poll_interval(f"x{i}")
     assert trainviews.poll_interval("s0") == 15.0  # capped
+
+
+def test_live_figures_are_built_once_per_log_content(tmp_path):
+    from explorer import trainviews
+
+    write_log(tmp_path / "log.jsonl", [step(i) for i in range(1, 4)])
+    m = runlog.run_log(tmp_path)
+    a = trainviews.live_figures(str(tmp_path), m, clip=1.0)
+    assert list(a) == ["loss", "lr", "gn", "lgn", "tps"]
+    assert trainviews.live_figures(str(tmp_path), m, clip=1.0) is a  # shared by watchers
+    write_log(tmp_path / "log.jsonl", [step(4)])
+    b = trainviews.live_figures(str(tmp_path), runlog.run_log(tmp_path), clip=1.0)
+    assert b is not a and list(b["loss"].data[0].x)[-1] == 4
