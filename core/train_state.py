@@ -1,4 +1,5 @@
-"""Training state beyond the weights: optimizer groups and the exact-resume snapshot.
+"""Training state beyond the weights: optimizer groups, telemetry helpers, the exact-resume
+snapshot, and the device / activation-checkpointing switches the Trainer applies.
 
 Exact resume needs four things besides the weights (nanoGPT resumes only the first two):
 the AdamW moments and step counts, the step (the learning rate is a pure function of it),
@@ -12,6 +13,44 @@ from __future__ import annotations
 import torch
 
 STATE_FORMAT = "glassbox-train-state/1"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def block_params(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
+    """Parameters of each transformer block, in order (for per-layer telemetry)."""
+    return [list(b.parameters()) for b in model.blocks]
+
+
+def tensors_norm(tensors) -> float:
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([t.float().norm() for t in tensors])))
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each block's activations in backward instead of storing them.
+
+    Patches the instance's `forward` (state-dict names are unchanged).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    for block in model.blocks:
+        inner = block.forward
+
+        def fwd(*args, _inner=inner, **kwargs):
+            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+
+        block.forward = fwd
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

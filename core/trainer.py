@@ -40,47 +40,15 @@ from core.events import (
     TimelapseEvent,
 )
 from core.train_config import TrainConfig, lr_at
-from core.train_state import param_groups
+from core.train_state import (
+    block_params,
+    enable_activation_checkpointing,
+    param_groups,
+    resolve_device,
+    tensors_norm,
+)
 
 Subscriber = Callable[[Event], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def _block_params(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
-    """Parameters of each transformer block, in order (for per-layer telemetry)."""
-    return [list(b.parameters()) for b in model.blocks]
-
-
-def _norm(tensors) -> float:
-    tensors = [t for t in tensors if t is not None]
-    if not tensors:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([t.float().norm() for t in tensors])))
-
-
-def enable_activation_checkpointing(model: torch.nn.Module) -> None:
-    """Recompute each block's activations in backward instead of storing them.
-
-    Patches the instance's `forward` (state-dict names are unchanged).
-    """
-    from torch.utils.checkpoint import checkpoint
-
-    for block in model.blocks:
-        inner = block.forward
-
-        def fwd(*args, _inner=inner, **kwargs):
-            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
-
-        block.forward = fwd
 
 
 class Trainer:
@@ -231,7 +199,7 @@ class Trainer:
         telemetry = cfg.telemetry_every > 0 and (self.step + 1) % cfg.telemetry_every == 0
         layer_norms = None
         if telemetry:
-            layer_norms = [_norm(p.grad for p in ps) for ps in _block_params(self.model)]
+            layer_norms = [tensors_norm(p.grad for p in ps) for ps in block_params(self.model)]
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
@@ -253,15 +221,15 @@ class Trainer:
             )
         before = None
         if telemetry:
-            before = [[p.detach().clone() for p in ps] for ps in _block_params(self.model)]
+            before = [[p.detach().clone() for p in ps] for ps in block_params(self.model)]
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         ratios = None
         if before is not None:
             ratios = []
-            for old, ps in zip(before, _block_params(self.model)):
-                delta = _norm([p.detach() - o for p, o in zip(ps, old)])
-                ratios.append(delta / max(_norm(old), 1e-12))
+            for old, ps in zip(before, block_params(self.model)):
+                delta = tensors_norm([p.detach() - o for p, o in zip(ps, old)])
+                ratios.append(delta / max(tensors_norm(old), 1e-12))
         self.step += 1
         self.tokens += self.tokens_per_step
         self.last_loss = loss_val
