@@ -273,3 +273,17 @@ def test_live_figures_are_built_once_per_log_content(tmp_path):
     write_log(tmp_path / "log.jsonl", [step(4)])
     b = trainviews.live_figures(str(tmp_path), runlog.run_log(tmp_path), clip=1.0)
     assert b is not a and list(b["loss"].data[0].x)[-1] == 4
+
+
+def test_estimate_is_calibrated_by_the_newest_finished_run(tmp_path):
+    spec = good_spec()
+    default = trainjobs.estimate(spec, runs_root=tmp_path)
+    assert default["basis"].startswith("default") and default["seconds"] > 0
+    assert default["memory"]["total"] > 0 and default["params"] > 0
+    d = make_run(tmp_path, "past", model=dict(spec.model, vocab_size=300), train=dict(spec.train))
+    predicted = default["step_seconds"]
+    # the past run took twice the predicted time per step
+    write_log(d / "log.jsonl", [step(i) | {"elapsed": 2 * predicted * i} for i in range(1, 41)])
+    calibrated = trainjobs.estimate(spec, runs_root=tmp_path)
+    assert calibrated["basis"].startswith("calibrated on run past")
+    assert calibrated["step_seconds"] == pytest.approx(2 * predicted, rel=0.01)
