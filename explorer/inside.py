@@ -12,9 +12,11 @@ on-disk cache of core.projection. Pages poll `job_status` from an `st.fragment(r
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -255,7 +257,20 @@ def head_scores(key: str, _lm) -> dict[str, np.ndarray]:
     """{"previous_token"|"first_token"|"induction": (L, H)} from core.heads (TRAIN's)."""
     from core.heads import head_scores as _scores
 
-    # the settings of core.runs.release_run, so the shipped model's numbers match its manifest
+    shape = (_lm.config.n_layers, _lm.config.n_heads)
+    if _lm.run_dir is not None:  # a released asset carries them, measured at release
+        try:
+            from core.runs import latest_checkpoint
+
+            manifest = json.loads((Path(_lm.run_dir) / "manifest.json").read_text())
+            scores = {k: np.asarray(v, np.float32) for k, v in manifest["head_scores"].items()}
+            latest = latest_checkpoint(_lm.run_dir)
+            same = latest is not None and manifest.get("checkpoint") == latest.name
+            if same and len(scores) == 3 and all(v.shape == shape for v in scores.values()):
+                return scores
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    # the settings of core.runs.release_run, so a run's numbers compare with the shipped model's
     eot = getattr(_lm.tokenizer, "eot_id", None)
     return _scores(_lm.model, batch=16, seed=0, prefix_id=eot)
 
@@ -285,21 +300,34 @@ def activation_summary(key: str, _lm, ids: tuple) -> dict:
         "lens_target_probs": grid.target_probs,
         "lens_labels": [[lab(i) for i in row] for row in grid.top_ids],
         "final_labels": [lab(i) for i in grid.final_ids],
+        "neurons": _neuron_reports(_lm, trace),
     }
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def neuron_report(key: str, _lm, ids: tuple, layer: int, k: int = 12) -> dict:
-    """Activation histogram of one MLP layer and its k most active neurons on the prompt."""
-    name = f"blocks.{layer}.mlp.post"
-    _, trace = _capture(_lm, ids, [name])
-    rep = lens.mlp_neurons(trace, layer, k=k)
-    top = [r["neuron"] for r in rep.top]
-    return {
-        "edges": rep.hist_edges,
-        "counts": rep.hist_counts,
-        "top": rep.top,
-        "top_acts": rep.acts[:, top],  # (T, k): only the columns the page draws
-        "fraction_active": rep.fraction_active,
-        "width": rep.acts.shape[1],
-    }
+NEURONS_MAX = 30  # the most neurons the page lists; reports keep this many per layer
+
+
+def _neuron_reports(_lm, trace) -> list[dict]:
+    """Per layer: activation histogram and the NEURONS_MAX most active neurons on the prompt."""
+    out = []
+    for layer in range(_lm.config.n_layers):
+        rep = lens.mlp_neurons(trace, layer, k=NEURONS_MAX)
+        top = [r["neuron"] for r in rep.top]
+        out.append(
+            {
+                "edges": rep.hist_edges,
+                "counts": rep.hist_counts,
+                "top": rep.top,
+                "top_acts": rep.acts[:, top],  # (T, k): only the columns the page draws
+                "fraction_active": rep.fraction_active,
+                "width": rep.acts.shape[1],
+            }
+        )
+    return out
+
+
+def neuron_report(key: str, lm, ids: tuple, layer: int, k: int = 12) -> dict:
+    """Layer `layer`'s MLP report with its k most active neurons (a slice of the cached pass, so
+    changing the layer or k runs no model)."""
+    rep = activation_summary(key, lm, ids)["neurons"][layer]
+    return {**rep, "top": rep["top"][:k], "top_acts": rep["top_acts"][:, :k]}
