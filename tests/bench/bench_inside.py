@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 PAGES = {
     "embeddings": ("radio", "emb_colour", "frequency"),
     "attention": ("slider", "att_query", 2),
@@ -155,22 +156,37 @@ def browser_map_time() -> dict:
                         break
             except OSError:
                 time.sleep(0.3)
+        # the map itself, drawn (not a chart left over from the page before)
         drawn = """() => { const g = document.querySelector('.js-plotly-plot');
-                    return !!(g && g._fullData && g._fullData.length && g._fullData[0].x.length); }"""
+                    return !!(g && g.layout && g.layout.title &&
+                              String(g.layout.title.text).includes('token embeddings') &&
+                              g._fullData && g._fullData.length && g._fullData[0].x.length); }"""
         with sync_playwright() as pw:
             b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
             page = b.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/architecture")  # loads the model, as any first page would
-            page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
+            page.wait_for_selector(IDLE)
             time.sleep(1.0)
-            for label in ("map_on_screen_first_open_s", "map_on_screen_second_open_s"):
-                t0 = time.perf_counter()
-                page.goto(f"{base}/embeddings")
-                page.wait_for_function(drawn, timeout=120_000)
-                out[label] = round(time.perf_counter() - t0, 2)
-                out["map_shown"] = page.evaluate(
-                    "() => document.querySelector('.js-plotly-plot').layout.title.text"
-                )
+            # as a user opens it: a click on the sidebar's link (the app is already loaded)
+            t0 = time.perf_counter()
+            page.locator("[data-testid='stSidebarNav'] a[href$='/embeddings']").click()
+            page.wait_for_function(drawn, timeout=120_000)
+            out["map_on_screen_first_open_s"] = round(time.perf_counter() - t0, 2)
+            out["map_shown"] = page.evaluate(
+                "() => document.querySelector('.js-plotly-plot').layout.title.text"
+            )
+            page.locator("[data-testid='stSidebarNav'] a[href$='/architecture']").click()
+            page.wait_for_selector(IDLE)
+            time.sleep(1.0)
+            t0 = time.perf_counter()
+            page.locator("[data-testid='stSidebarNav'] a[href$='/embeddings']").click()
+            page.wait_for_function(drawn, timeout=120_000)
+            out["map_on_screen_second_open_s"] = round(time.perf_counter() - t0, 2)
+            # a full page load (a typed URL or a refresh) also boots the frontend
+            t0 = time.perf_counter()
+            page.goto(f"{base}/embeddings")
+            page.wait_for_function(drawn, timeout=120_000)
+            out["map_on_screen_page_load_s"] = round(time.perf_counter() - t0, 2)
             b.close()
     finally:
         proc.terminate()
