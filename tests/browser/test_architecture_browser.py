@@ -1,5 +1,7 @@
 """Architecture page in a real browser: the diagram draws, sliders move the numbers."""
 
+from playwright.sync_api import expect
+
 
 def metric(page, label):
     box = page.locator("[data-testid='stMetric']").filter(has_text=label).first
@@ -9,7 +11,7 @@ def metric(page, label):
 def test_architecture_sliders_move_the_numbers(page, open_app, wait_idle, shot):
     open_app(page, "architecture")
     main = page.locator("[data-testid='stMain']")
-    assert main.locator(".js-plotly-plot").count() >= 3
+    expect(main.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)
     before = metric(page, "parameters")
     layers = (
         page.locator("[data-testid='stSlider']")
@@ -20,7 +22,8 @@ def test_architecture_sliders_move_the_numbers(page, open_app, wait_idle, shot):
     for _ in range(4):
         layers.press("ArrowRight")
     wait_idle(page)
-    assert metric(page, "parameters") != before
+    value = page.locator("[data-testid='stMetric']").filter(has_text="parameters").first
+    expect(value.locator("[data-testid='stMetricValue']")).not_to_have_text(before, timeout=60_000)
     assert "arch_L=" in page.url
     main.get_by_role("tab", name="Attention").click()
     assert main.locator(".katex").count() > 0

@@ -3,6 +3,8 @@
 import json
 import urllib.parse
 
+from playwright.sync_api import expect
+
 XSS = (
     '<img src=x onerror="window.__xss=1"> '
     '<iframe srcdoc="<script>parent.__xss=2</script>"></iframe> '
@@ -89,8 +91,9 @@ def test_upload_a_checkpoint_or_get_a_message(page, open_app, wait_idle, tmp_pat
         files=[{"name": "**$x$**_[a](b).zip", "mimeType": "application/zip", "buffer": b"nope"}]
     )
     wait_idle(page)
-    alert = sidebar.locator("[data-testid='stAlert']").first.inner_text()
-    assert "**$x$**_[a](b).zip is not a valid zip archive" in alert  # shown as typed
+    expect(sidebar.locator("[data-testid='stAlert']").first).to_contain_text(
+        "**$x$**_[a](b).zip is not a valid zip archive", timeout=60_000
+    )  # shown as typed
     shot(page, "upload_refused", full=False)
     uploader.set_input_files(
         files=[
@@ -98,6 +101,6 @@ def test_upload_a_checkpoint_or_get_a_message(page, open_app, wait_idle, tmp_pat
         ]
     )
     wait_idle(page)
+    expect(sidebar.get_by_text("Loaded upload")).to_have_count(1, timeout=60_000)
     assert "model=upload%3A" in page.url
-    assert sidebar.get_by_text("Loaded upload").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0

@@ -1,5 +1,7 @@
 """Tokenize page in a real browser: type, hover a chip, step the merges, slide the windows."""
 
+from playwright.sync_api import expect
+
 
 def slider(page, label):
     return (
@@ -17,7 +19,7 @@ def test_tokenize_page_interactions(page, open_app, wait_idle, shot):
     area.press("Control+Enter")
     wait_idle(page)
     chips = main.locator(".gbx").first.locator(".gbx-chip")
-    assert chips.count() > 10
+    expect(chips.nth(10)).to_be_visible(timeout=60_000)
     chips.nth(2).hover()
     shot(page, "tokenize_hover", full=False)
     tokens = main.locator("[data-testid='stMetric']").filter(has_text="tokens").first.inner_text()
@@ -26,13 +28,13 @@ def test_tokenize_page_interactions(page, open_app, wait_idle, shot):
     merge.focus()
     merge.press("Home")
     wait_idle(page)
-    assert main.get_by_text("Before any merge").count() == 1
+    expect(main.get_by_text("Before any merge")).to_have_count(1, timeout=60_000)
 
     ctx = slider(page, "Context length T")
     ctx.focus()
     ctx.press("ArrowLeft")
     wait_idle(page)
-    assert main.locator("table.gbx-win tr").count() > 1
+    expect(main.locator("table.gbx-win tr").nth(1)).to_be_visible(timeout=60_000)
     assert main.locator("[data-testid='stException']").count() == 0
     assert tokens
     shot(page, "tokenize")
@@ -44,5 +46,5 @@ def test_train_a_bpe_shows_progress_and_result(page, open_app, wait_idle, shot):
     )
     page.get_by_role("button", name="Train BPE").click()
     wait_idle(page, timeout=120_000)
-    assert page.get_by_text("Your BPE:").count() == 1
+    expect(page.get_by_text("Your BPE:")).to_have_count(1, timeout=120_000)
     shot(page, "tokenize_trained")
