@@ -51,9 +51,15 @@ def fill_number(page, label: str, value: str, wait_idle) -> None:
     wait_idle(page)
 
 
+PROGRESS = (
+    "() => document.querySelector(\"[data-testid='stProgress']\")?.innerText.includes('step ')"
+)
+STEP_JS = """() => { const t = document.querySelector("[data-testid='stProgress']")?.innerText || "";
+    const m = t.match(/step (\\d+)\\//); return m ? Number(m[1]) : 0; }"""
+
+
 def progress_step(page) -> int:
-    text = page.locator("[data-testid='stProgress']").inner_text()
-    return int(text.split("step ")[1].split("/")[0]) if "step " in text else 0
+    return page.evaluate(STEP_JS)
 
 
 def test_train_tiny_run_live_stop_and_pick(page, open_app, wait_idle, shot, app_runs_dir, browser):
@@ -82,19 +88,21 @@ def test_train_tiny_run_live_stop_and_pick(page, open_app, wait_idle, shot, app_
     assert curve_end(page) > first_end and progress_step(page) >= first_step > 0
     tall_shot(page, shot, "train_live")
 
-    # a second tab with the same link reattaches to the same run
+    # a second tab with the same link reattaches to the same run; the first tab goes away
+    # (its websocket closes) and the run keeps training
+    run_url = page.url
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        other.goto(page.url)
-        other.wait_for_function(
-            "() => document.querySelector(\"[data-testid='stProgress']\")?.innerText.includes('step ')",
-            timeout=60_000,
-        )
-        assert f"Run {RUN}" in other.locator("[data-testid='stMarkdown']").all_inner_texts()[0] or (
-            RUN in other.content()
-        )
+        other.goto(run_url)
+        other.wait_for_function(PROGRESS, timeout=60_000)
+        assert other.locator("[data-testid='stMain']").get_by_text(f"Run {RUN}").count() >= 1
+        page.goto("about:blank")
+        seen = progress_step(other)
+        other.wait_for_function(f"() => ({STEP_JS})() > {seen}", timeout=60_000)
     finally:
         other.close()
+    page.goto(run_url)  # a refresh of the original link reattaches too
+    page.wait_for_function(PROGRESS, timeout=60_000)
 
     page.get_by_test_id("stButton").get_by_role("button", name="Stop").click()
     page.get_by_text("Finished (stopped)").first.wait_for(timeout=60_000)
