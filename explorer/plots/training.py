@@ -178,7 +178,7 @@ def grad_norm_figure(
         )  # fmt: skip
     _cursor(fig, cursor)
     fig.update_layout(title="Gradient norm", xaxis_title="step", **_LAYOUT)
-    fig.update_yaxes(type="log", tickformat=".2~g")
+    fig.update_yaxes(type="log", tickformat=".2~g", dtick="D2")
     return fig
 
 
@@ -196,7 +196,7 @@ def layer_grad_norms_figure(steps, norms, names: Sequence[str] | None = None) ->
         x, y = decimate(steps, norms[:, j])
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines"))
     fig.update_layout(title="Per-layer gradient norm", xaxis_title="step", **_LAYOUT)
-    fig.update_yaxes(type="log", tickformat=".2~g")
+    fig.update_yaxes(type="log", tickformat=".2~g", dtick="D2")
     return fig
 
 
