@@ -21,7 +21,11 @@ def test_embedding_map_by_category_carries_ids_and_escapes():
     )
     ids = np.concatenate([np.asarray(t.customdata) for t in fig.data[:3]])
     assert sorted(ids.tolist()) == list(range(6))
-    assert isinstance(fig.data[0], go.Scattergl)
+    assert isinstance(fig.data[0], go.Scatter)  # small vocabularies draw as SVG
+    big = E.embedding_map(
+        np.zeros((E.GL_FROM, 2)), ["t"] * E.GL_FROM, "length", values=np.ones(E.GL_FROM)
+    )
+    assert isinstance(big.data[0], go.Scattergl)
     all_text = " ".join(" ".join(t.text) for t in fig.data)
     assert "<img" not in all_text and "&lt;img" in all_text
     assert list(fig.data[-1].customdata) == [2]

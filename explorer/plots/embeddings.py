@@ -1,7 +1,8 @@
 """Figures for the Embeddings page: the token map, position similarity, contextual paths.
 
 Pure functions: numpy in, `go.Figure` out. Large arrays go in as float32 numpy so plotly sends
-them as typed arrays; the map uses Scattergl (a 50k-token GPT-2 vocabulary draws in seconds).
+them as typed arrays; the map is SVG for small vocabularies and Scattergl from GL_FROM tokens on
+(a 50k-token GPT-2 vocabulary draws in seconds).
 Every point carries its token id in `customdata`, which is what a click returns to the page.
 """
 
@@ -31,6 +32,9 @@ CATEGORY_COLOURS = (
     "#be123c",
 )
 OTHER_COLOUR = "#cbd5e1"
+# SVG up to this many points (draws at once); WebGL above it (scales, but its context costs
+# ~1 s to start in a browser without a GPU)
+GL_FROM = 5000
 COLOUR_BY = ("category", "frequency", "length")
 
 
@@ -63,6 +67,7 @@ def embedding_map(
     hover = _hover(labels)
     tmpl = "%{text}<br>id %{customdata}<extra></extra>"
     fig = go.Figure()
+    Scatter = go.Scattergl if V >= GL_FROM else go.Scatter
     if colour_by == "category" and categories is not None:
         cats = np.asarray(categories, dtype=object)
         names = sorted(set(categories) - {"other"})
@@ -71,7 +76,7 @@ def embedding_map(
             m = np.flatnonzero(cats == cat)
             colour = OTHER_COLOUR if cat == "other" else CATEGORY_COLOURS[j % len(CATEGORY_COLOURS)]
             fig.add_trace(
-                go.Scattergl(
+                Scatter(
                     x=xy[m, 0],
                     y=xy[m, 1],
                     mode="markers",
@@ -89,7 +94,7 @@ def embedding_map(
         if colour_by == "frequency":
             vals = np.log10(vals + 1.0).astype(np.float32)
         fig.add_trace(
-            go.Scattergl(
+            Scatter(
                 x=xy[:, 0],
                 y=xy[:, 1],
                 mode="markers",
