@@ -94,18 +94,33 @@ def category_lookup(lexicon: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
+def _label(tokenizer, i: int) -> str:
+    try:
+        return tokenizer.token_label(i)
+    except Exception:  # noqa: BLE001 - a row the tokenizer has no token for (padded vocab)
+        return f"<{i}>"
+
+
 def token_table(
-    tokenizer, sample_ids: np.ndarray | None = None, lexicon: dict[str, list[str]] | None = None
+    tokenizer,
+    sample_ids: np.ndarray | None = None,
+    lexicon: dict[str, list[str]] | None = None,
+    vocab_size: int | None = None,
 ) -> TokenTable:
-    """Labels, lexicon categories, lengths and frequencies for every token of `tokenizer`."""
+    """Labels, lexicon categories, lengths and frequencies for every token id.
+
+    vocab_size: rows wanted (the model's V; a model may pad its vocabulary beyond the
+    tokenizer's, and those rows get "<id>" labels). Default: the tokenizer's size.
+    """
     if lexicon is None:
         try:
             from core.corpora.tinytales import LEXICON as lexicon
         except ImportError:
             lexicon = {}
     lookup = category_lookup(lexicon)
-    V = tokenizer.vocab_size
-    labels = [tokenizer.token_label(i) for i in range(V)]
+    V = vocab_size or tokenizer.vocab_size
+    n_tok = tokenizer.vocab_size
+    labels = [tokenizer.token_label(i) if i < n_tok else _label(tokenizer, i) for i in range(V)]
     cats = [lookup.get(lab.strip().lower(), "other") if lab.strip() else "other" for lab in labels]
     lengths = np.array([len(lab.strip()) for lab in labels], dtype=np.int32)
     counts = np.zeros(V, dtype=np.int64)

@@ -81,7 +81,7 @@ def token_facts(key: str, _lm) -> dict:
         sample = np.asarray(tok.encode(load_corpus("tinytales", n_bytes=SAMPLE_BYTES)))
     except Exception:  # noqa: BLE001 - frequencies are a nicety; a tokenizer may refuse the text
         sample = None
-    t = neighbours.token_table(tok, sample)
+    t = neighbours.token_table(tok, sample, vocab_size=_lm.config.vocab_size)
     return {
         "labels": [token_label(s, 24) for s in t.labels],
         "categories": t.categories,
@@ -134,7 +134,8 @@ def search(key: str, lm, query: str, limit: int = 20) -> list[int]:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _raw_labels(key: str, _lm) -> list[str]:
-    return [_lm.tokenizer.token_label(i) for i in range(_lm.config.vocab_size)]
+    tok = _lm.tokenizer
+    return [neighbours._label(tok, i) for i in range(min(tok.vocab_size, _lm.config.vocab_size))]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

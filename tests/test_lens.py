@@ -177,6 +177,8 @@ def test_token_table_categories_and_counts():
     assert t.categories == ["other", "names", "colours", "colours", "other"]
     assert t.counts.tolist() == [0, 2, 1, 0, 1] and t.lengths.tolist() == [1, 3, 3, 3, 1]
     assert category_lookup({"a": ["x"], "b": ["X"]}) == {"x": "a"}
+    padded = token_table(Tok(), None, {}, vocab_size=7)  # a model padded past its tokenizer
+    assert padded.labels[5:] == ["<5>", "<6>"] and len(padded.counts) == 7
 
 
 def test_learned_position_similarity_is_centred(tiny_model):
