@@ -22,6 +22,7 @@ def _train(cfg, run_dir=None, model_kw=None, **kw):
     return trainer, events, final
 
 
+@pytest.mark.slow
 def test_loss_falls_and_events_are_json():
     trainer, events, final = _train(tiny_cfg(max_steps=30, eval_every=10, lr=1e-2))
     ls = losses(events)
