@@ -94,7 +94,8 @@ def category_lookup(lexicon: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def _label(tokenizer, i: int) -> str:
+def safe_label(tokenizer, i: int) -> str:
+    """tokenizer.token_label(i), or "<i>" for an id the tokenizer does not have."""
     try:
         return tokenizer.token_label(i)
     except Exception:  # noqa: BLE001 - a row the tokenizer has no token for (padded vocab)
@@ -120,7 +121,7 @@ def token_table(
     lookup = category_lookup(lexicon)
     V = vocab_size or tokenizer.vocab_size
     n_tok = tokenizer.vocab_size
-    labels = [tokenizer.token_label(i) if i < n_tok else _label(tokenizer, i) for i in range(V)]
+    labels = [tokenizer.token_label(i) if i < n_tok else safe_label(tokenizer, i) for i in range(V)]
     cats = [lookup.get(lab.strip().lower(), "other") if lab.strip() else "other" for lab in labels]
     lengths = np.array([len(lab.strip()) for lab in labels], dtype=np.int32)
     counts = np.zeros(V, dtype=np.int64)

@@ -135,7 +135,9 @@ def search(key: str, lm, query: str, limit: int = 20) -> list[int]:
 @st.cache_data(max_entries=4, show_spinner=False)
 def _raw_labels(key: str, _lm) -> list[str]:
     tok = _lm.tokenizer
-    return [neighbours._label(tok, i) for i in range(min(tok.vocab_size, _lm.config.vocab_size))]
+    return [
+        neighbours.safe_label(tok, i) for i in range(min(tok.vocab_size, _lm.config.vocab_size))
+    ]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -271,9 +273,11 @@ def head_scores(key: str, _lm) -> dict[str, np.ndarray]:
                 return scores
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    # the settings of core.runs.release_run, so a run's numbers compare with the shipped model's
+    # the settings of core.runs.release_run, so a run's numbers compare with the shipped model's;
+    # a big model (GPT-2: ~20 s at batch 16 on 2 cores) gets a smaller batch of sequences
     eot = getattr(_lm.tokenizer, "eot_id", None)
-    return _scores(_lm.model, batch=16, seed=0, prefix_id=eot)
+    batch = 16 if _lm.model.num_params() < 20e6 else 4
+    return _scores(_lm.model, batch=batch, seed=0, prefix_id=eot)
 
 
 # --------------------------------------------------------------------------- activations
@@ -286,7 +290,7 @@ def activation_summary(key: str, _lm, ids: tuple) -> dict:
     grid = lens.logit_lens(_lm.model, trace, list(ids))
     stages, norms = lens.residual_norms(trace)
     tok = _lm.tokenizer
-    lab = lambda i: token_label(tok.token_label(int(i)), 12)  # noqa: E731
+    lab = lambda i: token_label(neighbours.safe_label(tok, int(i)), 12)  # noqa: E731
     losses = lens.token_losses(logits, list(ids))
     mean = float(np.nanmean(losses)) if len(ids) > 1 else None
     return {

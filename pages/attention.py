@@ -77,17 +77,6 @@ with big_col:
     state.to_url("att_head", head, 0)
     st.plotly_chart(aplots.head_heatmap(patterns[layer, head], labels, layer, head), key="att_big")
 
-# --- roles ------------------------------------------------------------------------------------
-st.subheader("What kind of head is it?")
-scores = inside.head_scores(key, loaded)
-st.plotly_chart(aplots.head_scores_figure(scores), key="att_scores")
-for text in aplots.ROLE_TEXT.values():
-    st.markdown(f"- {text}")
-st.caption(
-    "Scores are mean attention weights measured on random tokens repeated twice (not on your "
-    "prompt), so a head scores high only if it follows the pattern whatever the words are."
-)
-
 # --- one query, step by step ------------------------------------------------------------------
 st.subheader(f"Layer {layer}, head {head}, step by step")
 query = (
@@ -140,4 +129,15 @@ st.caption(
     + " · ".join(f"{name} {shape}" for name, shape in steps.shapes.items())
     + f". Check: these weights equal the model's own pattern row to "
     f"{steps.check_error:.1e}."
+)
+
+# --- roles (last: a big model without a release manifest takes a while to score) -----------
+st.subheader("What kind of head is it?")
+scores = inside.head_scores(key, loaded)
+st.plotly_chart(aplots.head_scores_figure(scores), key="att_scores")
+for text in aplots.ROLE_TEXT.values():
+    st.markdown(f"- {text}")
+st.caption(
+    "Scores are mean attention weights measured on random tokens repeated twice (not on your "
+    "prompt), so a head scores high only if it follows the pattern whatever the words are."
 )
