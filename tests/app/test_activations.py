@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
-from _inside_model import use_model
 from streamlit.testing.v1 import AppTest
+
+from tests.app._inside_model import use_model
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "activations.py")
 

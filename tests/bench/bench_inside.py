@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "app"))  # the shared stand-in model helper
+sys.path.insert(0, str(ROOT))  # tests.app._inside_model: the shared stand-in model helper
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -69,7 +69,6 @@ def warm_plotly() -> float:
 
 
 def server_side() -> dict:
-    from _inside_model import inside_model
     from streamlit.testing.v1 import AppTest
 
     import explorer.inside  # noqa: F401 - imported once at server start, not per render
@@ -77,6 +76,7 @@ def server_side() -> dict:
     import explorer.plots.attention  # noqa: F401
     import explorer.plots.embeddings  # noqa: F401
     from explorer import loaders
+    from tests.app._inside_model import inside_model
 
     lm = inside_model()
     loaders.get_model = lambda key: lm
