@@ -125,7 +125,8 @@ def head_heatmap(pattern: np.ndarray, labels: list[str], layer: int, head: int, 
     pat = np.asarray(pattern, dtype=np.float32)
     T = len(pat)
     pat = np.where(np.tril(np.ones((T, T), bool)), pat, np.nan).astype(np.float32)
-    ticks = [f"{html.escape(s, quote=False)} ·{i}" for i, s in enumerate(labels)]  # position keeps them unique
+    # the position suffix keeps two equal tokens apart on the axis
+    ticks = [f"{html.escape(s, quote=False)} ·{i}" for i, s in enumerate(labels)]
     fig = go.Figure(
         go.Heatmap(
             z=pat,
