@@ -16,6 +16,9 @@ import plotly.graph_objects as go
 from explorer.plots.common import PROB_SCALE, base_layout
 
 
+LENS_TEXT_MAX_T = 24  # beyond this many positions the grid's cell text would be unreadable
+
+
 def _ticks(labels: list[str]) -> list[str]:
     return [f"{html.escape(s, quote=False)} ·{i}" for i, s in enumerate(labels)]
 
@@ -102,7 +105,11 @@ def norm_stats_figure(rows: list[dict], height: int = 320) -> go.Figure:
         )
     )
     base_layout(fig, height=height, title="Norm layers: what goes in, what comes out")
-    fig.update_layout(barmode="group", yaxis=dict(title="RMS over C, mean over positions"))
+    fig.update_layout(
+        barmode="group",
+        yaxis=dict(title="RMS over C, mean over positions"),
+        legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"),
+    )
     return fig
 
 
@@ -129,7 +136,7 @@ def logit_lens_figure(
             colorscale=PROB_SCALE,
             reversescale=True,
             text=text,
-            texttemplate="%{text}" if S * T <= 1200 else None,
+            texttemplate="%{text}" if T <= LENS_TEXT_MAX_T else None,  # else hover only
             textfont=dict(size=11),
             colorbar=dict(title=dict(text=colour_label), thickness=12),
             hovertemplate=f"after %{{y}}, reading %{{x}}<br>top: %{{text}}<br>{colour_label} = %{{z:.2f}}<extra></extra>",
