@@ -15,7 +15,6 @@ import plotly.graph_objects as go
 
 from explorer.plots.common import PROB_SCALE, base_layout
 
-
 LENS_TEXT_MAX_T = 24  # beyond this many positions the grid's cell text would be unreadable
 
 
