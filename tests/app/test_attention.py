@@ -98,3 +98,24 @@ def test_head_from_the_url(lm):
     assert not at.exception
     assert at.selectbox(key="att_layer").value == lm.config.n_layers - 1
     assert at.selectbox(key="att_head").value == 0
+
+
+def test_head_scores_come_from_a_release_manifest(lm, tmp_path):
+    import dataclasses
+    import json as _json
+
+    from explorer import inside
+
+    L, H = lm.config.n_layers, lm.config.n_heads
+    (tmp_path / "ckpt" / "step_000010").mkdir(parents=True)
+    (tmp_path / "ckpt" / "LATEST").write_text("step_000010")
+    fake = {k: [[0.5] * H] * L for k in ("previous_token", "first_token", "induction")}
+    manifest = {"checkpoint": "step_000010", "head_scores": fake}
+    (tmp_path / "manifest.json").write_text(_json.dumps(manifest))
+    released = dataclasses.replace(lm, run_dir=tmp_path)
+    got = inside.head_scores("released-test", released)
+    assert all((v == 0.5).all() and v.shape == (L, H) for v in got.values())
+    manifest["checkpoint"] = "step_000005"  # stale: scores of another checkpoint are not used
+    (tmp_path / "manifest.json").write_text(_json.dumps(manifest))
+    got = inside.head_scores("stale-test", released)
+    assert not (got["induction"] == 0.5).all()
