@@ -85,13 +85,17 @@ def main() -> None:
     out = {
         "shape": "L4 H4 C256 T256 V4096 B8",
         "threads": torch.get_num_threads(),
-        "peak_gflops": {"fp32": round(peak_gflops(torch.float32), 1)},
+        "compile": args.compile,
     }
-    out["peak_gflops"]["bf16"] = round(peak_gflops(torch.bfloat16), 1)
+    # the CPU is shared: the peak is the best of a measurement before and after the model runs
+    peak = {"fp32": peak_gflops(torch.float32), "bf16": peak_gflops(torch.bfloat16)}
     for dtype in ("fp32", "bf16"):
-        r = bench(dtype, args.steps, args.warmup, args.compile)
-        r["mfu"] = round(r["model_gflops"] / out["peak_gflops"][dtype], 3)
-        out[dtype] = r
+        out[dtype] = bench(dtype, args.steps, args.warmup, args.compile)
+    peak = {k: max(v, peak_gflops(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[k])))
+            for k, v in peak.items()}  # fmt: skip
+    out["peak_gflops"] = {k: round(v, 1) for k, v in peak.items()}
+    for dtype in ("fp32", "bf16"):
+        out[dtype]["mfu"] = round(out[dtype]["model_gflops"] / peak[dtype], 3)
     out["goal"] = {"bf16_mfu": 0.65, "met": out["bf16"]["mfu"] >= 0.65}
     print(json.dumps(out, indent=1))
 
