@@ -246,6 +246,6 @@ def vector_strip(values: np.ndarray, row_labels: list[str], title: str, height=N
             hovertemplate="%{y} [%{x}] = %{z:.3f}<extra></extra>",
         )
     )
-    base_layout(fig, height=height or int(90 + 20 * len(v)), title=title)
+    base_layout(fig, height=height or int(max(160, 100 + 20 * len(v))), title=title)
     fig.update_layout(xaxis=dict(title="component (D)"), yaxis=dict(autorange="reversed"))
     return fig
