@@ -6,6 +6,7 @@ the ones `core.sampling.sampling_stages` returns, every one a (V,) probability v
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -42,7 +43,8 @@ def stage_bars(
     """
     ids = axis_tokens(stages, top_n)
     x = np.arange(len(ids))
-    ticks = [token_label(labels[i], 14) for i in ids]
+    # plotly reads <br>, <b>, <a> in text: a token must show as itself, never as markup
+    ticks = [html.escape(token_label(labels[i], 14), quote=False) for i in ids]
     fig = go.Figure()
     for stage in STAGES:
         if stage not in stages:
@@ -55,7 +57,7 @@ def stage_bars(
                 name=STAGE_LABELS[stage],
                 marker_color=STAGE_COLOURS[stage],
                 customdata=np.stack([ids, probs], axis=1),
-                hovertext=[token_label(labels[i], 40) for i in ids],
+                hovertext=[html.escape(token_label(labels[i], 40), quote=False) for i in ids],
                 hovertemplate=(
                     f"<b>{STAGE_LABELS[stage]}</b><br>%{{hovertext}}"
                     "<br>id %{customdata[0]:.0f}<br>p = %{customdata[1]:.4f}<extra></extra>"

@@ -62,6 +62,15 @@ def test_stage_bars_labels_are_unique_even_for_duplicate_text():
     assert len(set(fig.data[0].x)) == 10
 
 
+def test_stage_bars_show_markup_in_tokens_literally():
+    stages = stages_for(V=10)
+    labels = ["<br>", "<b>x</b>", '<a href="javascript:alert(1)">y</a>'] + [f"t{i}" for i in range(7)]
+    fig = sampling.stage_bars(stages, labels, top_n=10)
+    shown = list(fig.layout.xaxis.ticktext) + list(fig.data[0].hovertext)
+    assert not any("<" in t or ">" in t for t in shown)  # plotly would read them as markup
+    assert any("&lt;br&gt;" in t for t in shown)
+
+
 def test_diversity_figure_sorted_by_temperature():
     rows = [
         dict(temperature=1.5, distinct_1=0.9, distinct_2=0.95, mean_logprob=-4.0),
