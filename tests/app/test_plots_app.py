@@ -64,7 +64,9 @@ def test_stage_bars_labels_are_unique_even_for_duplicate_text():
 
 def test_stage_bars_show_markup_in_tokens_literally():
     stages = stages_for(V=10)
-    labels = ["<br>", "<b>x</b>", '<a href="javascript:alert(1)">y</a>'] + [f"t{i}" for i in range(7)]
+    labels = ["<br>", "<b>x</b>", '<a href="javascript:alert(1)">y</a>'] + [
+        f"t{i}" for i in range(7)
+    ]
     fig = sampling.stage_bars(stages, labels, top_n=10)
     shown = list(fig.layout.xaxis.ticktext) + list(fig.data[0].hovertext)
     assert not any("<" in t or ">" in t for t in shown)  # plotly would read them as markup
