@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FINISHED = ("done", "stopped", "interrupted")
+# A diverged run keeps its last good checkpoint, so it can be explored like a stopped one.
+FINISHED = ("done", "stopped", "interrupted", "diverged")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,120}$")
 
 
@@ -66,7 +67,7 @@ def _has_checkpoint(run_dir: Path) -> bool:
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[ModelEntry]:
-    """Finished runs (done / stopped / interrupted) with a complete checkpoint, newest first.
+    """Finished runs (done / stopped / interrupted / diverged) with a complete checkpoint, newest first.
 
     core.runs reads the status (a 'running' run whose process is gone reads 'interrupted').
     """

@@ -32,11 +32,12 @@ def test_list_models_default_first_then_finished_runs(tmp_path, monkeypatch):
     make_run(tmp_path, "b-running", status="running")
     make_run(tmp_path, "c-nockpt", ckpt=False)
     make_run(tmp_path, "d-stopped", status="stopped")
+    make_run(tmp_path, "f-diverged", status="diverged")
     (tmp_path / "e-broken").mkdir()
     (tmp_path / "e-broken" / "run.json").write_text("{not json")
     entries = registry.list_models(tmp_path)
     assert entries[0].key == "default" and entries[0].kind == "default"
-    assert sorted(e.key for e in entries[1:]) == ["run:a-done", "run:d-stopped"]
+    assert sorted(e.key for e in entries[1:]) == ["run:a-done", "run:d-stopped", "run:f-diverged"]
     assert all(e.kind == "run" for e in entries[1:])
 
 
