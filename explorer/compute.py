@@ -255,19 +255,21 @@ def bpe_replay(tokenizer, text: str) -> dict:
 def window_records(tokenizer, text: str, context_length: int, stride: int, n: int) -> dict:
     """The first n sliding windows over the text's ids: input x = ids[s : s+T], target
     y = ids[s+1 : s+T+1] (the next token at every position). Also the total window count."""
+    from core.data import WindowDataset
+
     ids = tokenizer.encode(text)
-    last = len(ids) - context_length - 1  # the last start with a full target
-    starts = list(range(0, last + 1, stride)) if last >= 0 else []
+    ds = WindowDataset(np.asarray(ids), context_length, stride)
     rows = []
-    for s in starts[:n]:
+    for i in range(min(n, len(ds))):
+        x, y = ds[i]
         rows.append(
             dict(
-                start=s,
-                input=[tokenizer.token_label(i) for i in ids[s : s + context_length]],
-                target=[tokenizer.token_label(i) for i in ids[s + 1 : s + context_length + 1]],
+                start=ds.start(i),
+                input=[tokenizer.token_label(int(t)) for t in x],
+                target=[tokenizer.token_label(int(t)) for t in y],
             )
         )
-    return {"n_ids": len(ids), "n_windows": len(starts), "rows": rows}
+    return {"n_ids": len(ids), "n_windows": len(ds), "rows": rows}
 
 
 def stream(model, ids, max_new_tokens, temperature, top_k, top_p, seed):
