@@ -174,9 +174,11 @@ def mark_latest(run_dir: str | Path, ckpt_path: Path, keep: int = 2) -> None:
     for old in steps[:-keep] if keep > 0 else []:
         if old.name != ckpt_path.name:
             shutil.rmtree(old, ignore_errors=True)
-    for tmp in ckpt.iterdir():  # temp dirs of saves that a kill interrupted
+    for tmp in ckpt.iterdir():  # temp dirs / LATEST temp files that a kill left behind
         if tmp.is_dir() and not tmp.name.startswith("step_"):
             shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.name.startswith(f".{LATEST}.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
