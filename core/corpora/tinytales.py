@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from .lexicon import GENDER, ING, LEXICON, PAST, PRONOUNS, SOUNDS, category_of  # noqa: F401
+from .lexicon import GENDER, ING, LEXICON, PAST, PRONOUNS, SOUNDS, _words, category_of  # noqa: F401
 
 EOT = "<|endoftext|>"
 
@@ -25,6 +25,15 @@ _IRREGULAR = {
     "deer": "deer",
     "leaf": "leaves",
     "goose": "geese",
+    "wolf": "wolves",
+    "calf": "calves",
+    "scarf": "scarves",
+    "jellyfish": "jellyfish",
+    "goldfish": "goldfish",
+    "cactus": "cacti",
+    "potato": "potatoes",
+    "tomato": "tomatoes",
+    "mango": "mangoes",
 }
 NAMES = LEXICON["names"]
 ANIMALS = LEXICON["animals"]
@@ -33,15 +42,27 @@ NUMBERS = LEXICON["numbers"]
 FOODS = LEXICON["foods"]
 PLACES = LEXICON["places"]
 FEELINGS = LEXICON["feelings"]
-GOOD_FEELINGS = ["happy", "proud", "excited", "calm", "brave", "cheerful", "surprised"]
-BAD_FEELINGS = ["sad", "angry", "scared", "tired", "lonely", "worried", "grumpy", "shy"]
+GOOD_FEELINGS = _words("""
+happy proud excited calm brave cheerful surprised joyful glad jolly merry delighted thankful
+hopeful relaxed peaceful playful
+""")
+BAD_FEELINGS = _words("""
+sad angry scared tired lonely worried grumpy shy bored nervous upset cross gloomy confused
+frightened unhappy
+""")
 ACTIONS = LEXICON["actions"]
 OBJECTS = LEXICON["objects"]
 SIZES = LEXICON["sizes"]
 FAMILY = LEXICON["family"]
 WEATHER = LEXICON["weather"]
 TIMES = LEXICON["times"]
-KID_WORDS = ["little", "small", "tall", "kind", "funny", "clever", "gentle", "young"]
+CLOTHES = LEXICON["clothes"]
+PLANTS = LEXICON["plants"]
+VEHICLES = LEXICON["vehicles"]
+WET = {"rainy", "snowy", "cold", "windy", "foggy", "stormy", "frosty", "misty", "chilly"}
+KID_WORDS = _words("""
+little small tall kind funny clever gentle young brave curious friendly busy quiet helpful silly
+""")
 SOUNDING = [a for a in ANIMALS if a in SOUNDS]
 
 
@@ -80,7 +101,10 @@ class _Person:
 def _story(rng: random.Random) -> str:
     c = rng.choice
     h = _Person(c(NAMES))
-    f = _Person(c([n for n in NAMES if n != h.name]))
+    other = c(NAMES)
+    while other == h.name:
+        other = c(NAMES)
+    f = _Person(other)
     animal = c(ANIMALS)
     pet = f"{c(SIZES)} {c(COLOURS)} {animal}"  # a multi-word span that recurs verbatim
     obj = f"{c(COLOURS)} {c(OBJECTS)}"
@@ -89,15 +113,21 @@ def _story(rng: random.Random) -> str:
     w = out.append
 
     # opening
-    k = rng.randrange(4)
+    k = rng.randrange(6)
     if k == 0:
         w(f"Once upon a time, there was a {c(KID_WORDS)} {h.kind} named {h.name}.")
     elif k == 1:
         w(f"One {c(WEATHER)} {c(TIMES)}, {h.name} went to the {place}.")
     elif k == 2:
-        w(f"{h.name} lived in a {c(SIZES)} house near the {place} with {h.pos} {c(FAMILY)}.")
-    else:
+        w(f"{h.name} lived in {_a(c(SIZES))} house near the {place} with {h.pos} {c(FAMILY)}.")
+    elif k == 3:
         w(f"There was once {_a(c(FEELINGS))} {h.kind}. {h.S} {h.was} called {h.name}.")
+    elif k == 4:
+        w(f"{h.name} was {_a(c(KID_WORDS))} {h.kind} who loved to {c(ACTIONS)}.")
+    else:
+        home = c(["village", "town", "city", "cottage", "house"])
+        w(f"In {_a(c(SIZES))} {home} by the {place}, there lived {_a(c(KID_WORDS))} {h.kind}.")
+        w(f"The {h.kind} was called {h.name}.")
     w(
         c(
             [
@@ -127,6 +157,7 @@ def _story(rng: random.Random) -> str:
     )
 
     episodes = [_count, _talk, _lost, _weather, _share, _song, _feel, _game]
+    episodes += [_garden, _trip, _help, _bake, _dress]
     rng.shuffle(episodes)
     for ep in episodes[: 2 + rng.randrange(4)]:
         ep(rng, w, h, f, pet, obj, animal, place)
@@ -137,6 +168,7 @@ def _story(rng: random.Random) -> str:
                 f"At the end of the day, {h.name} and {f.name} went home.",
                 f"When it was time to go home, {h.name} said goodbye to {f.name}.",
                 f"That night, {h.name} went to sleep with the {pet} close by.",
+                f'{h.name} hugged the {pet} and said, "This was the best day ever!"',
             ]
         )
     )
@@ -148,6 +180,7 @@ def _story(rng: random.Random) -> str:
                 f"{h.name} learned that sharing makes everyone happy.",
                 f"{h.name} and the {pet} lived happily ever after.",
                 f"The next day, {h.name} and {f.name} played again.",
+                f"From that day on, {h.name} and {f.name} were best friends.",
             ]
         )
     )
@@ -193,7 +226,7 @@ def _lost(rng, w, h, f, pet, obj, animal, place):
 def _weather(rng, w, h, f, pet, obj, animal, place):
     wx = rng.choice(WEATHER)
     act = rng.choice(ACTIONS)
-    if wx in ("rainy", "snowy", "cold", "windy", "foggy"):
+    if wx in WET:
         w(f"It was {wx} outside, so {h.name} and {f.name} stayed inside and {PAST[act]}.")
         w(f"Because it was {wx}, the {pet} stayed inside too.")
     else:
@@ -247,6 +280,60 @@ def _game(rng, w, h, f, pet, obj, animal, place):
     w(f"They had to {act} like {_a(rng.choice(ANIMALS))}.")
     w(f"{f.name} was good at {_ing(act)}, and {h.name} was good at {_ing(rng.choice(ACTIONS))}.")
     w(f"The {pet} watched them and {PAST[rng.choice(ACTIONS)]}.")
+
+
+def _garden(rng, w, h, f, pet, obj, animal, place):
+    c = rng.choice
+    plant = c(PLANTS)
+    w(f"{h.name} and {f.name} planted {_a(plant)} in the {c(['garden', 'backyard', 'meadow'])}.")
+    w(f"Every {c(TIMES)}, {h.s} watered the {plant} with {_a(c(COLOURS))} watering can.")
+    w(f"The {plant} grew and grew until it was taller than the {pet}.")
+    w(f'"Look, {f.name}!" said {h.name}. "Our {plant} is so {c(["tall", "big", "pretty"])} now!"')
+
+
+def _trip(rng, w, h, f, pet, obj, animal, place):
+    c = rng.choice
+    fam, dest = c(FAMILY), c(PLACES)
+    act, act2 = rng.sample(ACTIONS, 2)
+    n = 2 + rng.randrange(11)
+    seen = f"{c(SIZES)} {c(COLOURS)} {c(VEHICLES)}"
+    w(f"One {c(TIMES)}, {h.name} and {h.pos} {fam} went to the {dest} by {c(VEHICLES)}.")
+    w(f"On the way, {h.s} saw {_a(seen)} and {NUMBERS[n - 1]} {plural(c(ANIMALS))}.")
+    w(f"At the {dest}, they {PAST[act]} and {PAST[act2]} all day.")
+    w(f'"Can we come back soon?" asked {h.name}. "Yes, we can," said {h.pos} {fam}.')
+
+
+def _help(rng, w, h, f, pet, obj, animal, place):
+    c = rng.choice
+    a = c(ANIMALS)
+    spot = c(["under a bush", "in a puddle", "up a tree", "behind a rock", "in the mud"])
+    w(f"At the {c(PLACES)}, {h.name} found {_a(c(SIZES))} {a} {spot}.")
+    w(f"The {a} was {c(['stuck', 'lost', 'cold', 'hungry', 'scared'])}.")
+    w(f"{h.name} and {f.name} helped the {a}. They gave it {_a(c(FOODS))}.")
+    w(f"The {a} was {c(GOOD_FEELINGS)} and went home, and {h.name} smiled.")
+
+
+def _bake(rng, w, h, f, pet, obj, animal, place):
+    c = rng.choice
+    food, fruit = rng.sample(FOODS, 2)
+    n = 2 + rng.randrange(5)
+    w(f"{h.name} and {h.pos} {c(FAMILY)} made {plural(food)} for {f.name}.")
+    w(f"First they put in {NUMBERS[n - 1]} {plural(fruit)}.")
+    w(f"Then they put in some {c(['milk', 'flour', 'sugar', 'butter', 'honey', 'jam'])}.")
+    w(
+        f'The {plural(food)} smelled {c(["yummy", "sweet", "good", "lovely"])}. "Yum!" said {f.name}.'
+    )
+
+
+def _dress(rng, w, h, f, pet, obj, animal, place):
+    c = rng.choice
+    wx, cl = c(WEATHER), c(CLOTHES)
+    if wx in WET:
+        w(f"It was {wx}, so {h.name} put on {h.pos} {c(COLOURS)} {cl}.")
+    else:
+        w(f"It was {wx}, so {h.name} took off {h.pos} {c(COLOURS)} {cl}.")
+    w(f'"I like your {cl}," said {f.name}. "Thank you," said {h.name}.')
+    w(f'"My {c(FAMILY)} gave it to me."')
 
 
 def _ing(verb: str) -> str:
