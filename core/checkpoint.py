@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -74,6 +75,18 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _save_tensors(tensors: dict, path: Path, metadata: dict | None = None) -> None:
+    """safetensors' save_file, with its I/O failures (e.g. a full disk) raised as OSError."""
+    try:
+        save_file(tensors, path, metadata=metadata)
+    except SafetensorError as err:
+        found = re.search(r"os error (\d+)", str(err))
+        if found:
+            code = int(found.group(1))
+            raise OSError(code, os.strerror(code), str(path)) from err
+        raise CheckpointError(f"cannot write {path}: {err}") from err
+
+
 def model_tensors(model: GPT) -> dict[str, torch.Tensor]:
     """The state dict as saved: contiguous CPU tensors, a tied lm_head.weight left out."""
     state = model.state_dict()
@@ -97,7 +110,7 @@ def save_checkpoint(path, model: GPT, *, tokenizer=None, meta: dict | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        save_file(model_tensors(model), tmp / WEIGHTS, metadata={"format": FORMAT})
+        _save_tensors(model_tensors(model), tmp / WEIGHTS, metadata={"format": FORMAT})
         tok_ref = None
         if tokenizer is not None:
             tokenizer.save(tmp / TOKENIZER)
@@ -110,7 +123,7 @@ def save_checkpoint(path, model: GPT, *, tokenizer=None, meta: dict | None = Non
             tensors = {
                 k: v.detach().to("cpu").contiguous().clone() for k, v in extra_tensors.items()
             }
-            save_file(tensors, tmp / EXTRA_TENSORS)
+            _save_tensors(tensors, tmp / EXTRA_TENSORS)
         if extra_json is not None:
             _write_json(tmp / EXTRA_JSON, extra_json)
         for f in tmp.iterdir():

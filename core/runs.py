@@ -17,6 +17,8 @@ this host or its heartbeat is stale.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -27,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STATUSES = ("running", "done", "stopped", "diverged", "interrupted")
+# errnos that mean "this folder cannot take more writes": full, over quota, over a file size
+# limit, read-only, no permission, not a folder, I/O error
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
+                errno.EPERM, errno.ENOTDIR, errno.EIO}  # fmt: skip
 STALE_AFTER_S = 60.0  # a heartbeat older than this means the writer is gone
 CKPT_DIR = "ckpt"
 LATEST = "LATEST"
@@ -53,27 +59,78 @@ class RunInfo:
         return self.status in ("done", "stopped", "diverged")
 
 
+class RunWriteError(OSError):
+    """The run folder cannot take a write (disk full, read-only, not a folder ...).
+
+    str() is a sentence for a person (CLI, Train page); `errno` is the underlying one.
+    """
+
+    def __init__(self, message: str, err: int | None = None):
+        super().__init__(message)
+        self.errno = err
+
+
+def write_error(exc: OSError, run_dir: str | Path, last_checkpoint: Path | None) -> RunWriteError:
+    """A RunWriteError saying what failed, where, and what is still safe on disk."""
+    why = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    if last_checkpoint is not None:
+        kept = (
+            f"The last complete checkpoint, {Path(last_checkpoint).name}, is intact: free some "
+            "space (or make the folder writable) and resume the run."
+        )
+    else:
+        kept = "No checkpoint had been written yet."
+    return RunWriteError(
+        f"Cannot write to the run folder {run_dir}: {why}{where}. {kept}", exc.errno
+    )
+
+
+def ensure_writable(path: str | Path) -> Path:
+    """Create `path` if needed and prove a file can be written in it, else RunWriteError."""
+    path = Path(path)
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise RunWriteError(
+            f"The runs folder {path} is not writable: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+            + ". Choose another folder or free some space.",
+            exc.errno,
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return path
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk leaves no stray temp file
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
 def write_json_atomic(path: str | Path, obj) -> None:
     """Write JSON via a temp file + fsync + rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _write_atomic(Path(path), lambda f: json.dump(obj, f, indent=1, allow_nan=False))
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _write_atomic(Path(path), lambda f: f.write(text))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -211,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    from core.runs import RunWriteError, ensure_writable
+
+    try:
+        ensure_writable(out)  # a full disk or read-only folder: one sentence, no traceback
+    except RunWriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     dist = D.init(resolve_device(train_cfg.device))
     from core.data import encode_corpus, split_train_val
 
@@ -255,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             trainer.resume(out)
     _stop_on_signals(trainer)
     t0 = time.time()
-    final = trainer.run()
+    try:
+        final = trainer.run()
+    except RunWriteError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
     if args.release and dist.is_main and final.kind == "done":
         from core.runs import release_run
 

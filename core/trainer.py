@@ -15,6 +15,7 @@ data position is just that generator's state (saved in each checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -122,7 +123,7 @@ class Trainer:
         self._log = log
         self.timelapse = None
         if self.run_dir is not None and dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            runs.ensure_writable(self.run_dir)  # a clear RunWriteError now, not a traceback later
             if config.frame_steps() and tokenizer is not None:
                 from core.timelapse import TimelapseRecorder
 
@@ -423,11 +424,16 @@ class Trainer:
             return done
         except BaseException as exc:
             if main:
-                runs.set_status(self.run_dir, "interrupted", error=repr(exc)[:500])
+                with contextlib.suppress(OSError):  # a full disk must not hide the first error
+                    runs.set_status(self.run_dir, "interrupted", error=repr(exc)[:500])
+            full = isinstance(exc, OSError) and exc.errno in runs.WRITE_ERRNOS
+            if main and full and not isinstance(exc, runs.RunWriteError):
+                raise runs.write_error(exc, self.run_dir, self.last_ckpt) from exc
             raise
         finally:
             if self._logger is not None:
-                self._logger.close()
+                with contextlib.suppress(OSError):  # its last flush may hit the same full disk
+                    self._logger.close()
                 self.subscribers.remove(self._logger)
                 self._logger = None
 

@@ -79,8 +79,10 @@ def start(
             read_user_text(upload or b"", max_bytes=MAX_CORPUS_BYTES)
         except CorpusError as exc:
             raise ValueError(str(exc)) from None
-    root = Path(root) if root is not None else runs_root_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    from core.runs import ensure_writable
+
+    # an unwritable or full runs folder: a sentence for the page (RunWriteError is an OSError)
+    root = ensure_writable(Path(root) if root is not None else runs_root_dir())
     name = new_run_name(spec.label, root)
     run_dir = root / name
     run_dir.mkdir()
@@ -241,9 +243,11 @@ def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads
                 status = json.loads(meta_path.read_text(encoding="utf-8")).get("status")
                 if status in ACTIVE_STATUSES or status == "interrupted":
                     failed = not isinstance(exc, KeyboardInterrupt | SystemExit)
-                    runs.set_status(
-                        run_dir, "interrupted", error=jobs.describe_error(exc), failed=failed
-                    )
+                    # on a full disk this write fails too; the page must see the first error
+                    with contextlib.suppress(OSError):
+                        runs.set_status(
+                            run_dir, "interrupted", error=jobs.describe_error(exc), failed=failed
+                        )
             raise
 
     return target

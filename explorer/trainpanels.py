@@ -13,6 +13,8 @@ import streamlit as st
 from explorer import jobs, runlog, trainjobs, trainviews
 from explorer.plots import training as tp
 
+WRITE_ERROR = "RunWriteError: "  # jobs.describe_error of core.runs.RunWriteError
+
 
 def k(name: str) -> str:
     """The page's session-state key for a setting (STYLE rule 15: page-prefixed keys)."""
@@ -56,7 +58,10 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
             )
     elif state == "failed" or (job is not None and job.state == jobs.FAILED):
         error = job.error if job is not None and job.error else row["error"]
-        st.error(f"The run crashed: {error}")
+        if error and error.startswith(WRITE_ERROR):  # full disk / read-only: say so plainly
+            st.error(f"The run stopped: {error.removeprefix(WRITE_ERROR)}")
+        else:
+            st.error(f"The run crashed: {error}")
         if job is not None and job.traceback:
             with st.expander("Traceback"):
                 st.code(job.traceback, language=None)
