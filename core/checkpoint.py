@@ -201,11 +201,33 @@ def _config(d, where) -> ModelConfig:
         raise CheckpointError(f"{where}: invalid model config: {err}") from None
 
 
+def _check_size(config: ModelConfig, tensors: dict[str, torch.Tensor], where) -> None:
+    """Refuse a config far bigger than the weights that came with it, before building it.
+
+    A hand-made config.json (an upload) could otherwise make the server allocate gigabytes
+    (say vocab_size=10**9) before the name/shape check runs. core.stats counts exactly the
+    numbers `model_tensors` holds; the sinusoidal/RoPE tables are float64 buffers of T x C.
+    """
+    from core import stats  # pure arithmetic on the config, no model build
+
+    tied = config.tie_embeddings
+    given = sum(v.numel() for k, v in tensors.items() if not (tied and k == "lm_head.weight"))
+    T = config.context_length
+    tables = {"sinusoidal": T * config.d_model, "rope": T * config.head_dim}
+    wanted = stats.param_counts(config)["total"] + 2 * tables.get(config.pos_encoding, 0)
+    if wanted > 2 * given + 1_000_000:  # loose: ordinary mismatches get the exact message below
+        raise CheckpointError(
+            f"{where}: the config describes a model of {wanted:,} numbers but the weights hold "
+            f"only {given:,}; not building it (wrong config.json?)"
+        )
+
+
 def build_model(config: ModelConfig, tensors: dict[str, torch.Tensor], where) -> GPT:
     """A GPT with exactly these weights; names and shapes checked, every mismatch reported."""
+    tensors = {k.removeprefix("_orig_mod."): v for k, v in tensors.items()}
+    _check_size(config, tensors, where)
     model = GPT(config)
     expected = model_tensors(model)
-    tensors = {k.removeprefix("_orig_mod."): v for k, v in tensors.items()}
     if config.tie_embeddings and "lm_head.weight" in tensors:
         tensors = dict(tensors)
         tied = tensors.pop("lm_head.weight")
