@@ -256,18 +256,44 @@ def test_bf16_autocast_training_step(tiny_config, tiny_ids):
 @pytest.mark.parametrize(
     "act, norm, pos, enc", VARIANTS[1::3], ids=["-".join(v) for v in VARIANTS[1::3]]
 )
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_decoder_steps_match_full_forward(act, norm, pos, enc, dtype):
+@pytest.mark.parametrize(
+    "dtype, blas", [(torch.float32, True), (torch.float32, False), (torch.bfloat16, True)]
+)
+def test_decoder_steps_match_full_forward(act, norm, pos, enc, dtype, blas, monkeypatch):
+    """Both fp32 step paths (numpy's BLAS, and torch's when that is unavailable) and bf16."""
+    from core import kvcache
     from core.kvcache import Decoder
 
+    if not blas:
+        monkeypatch.setattr(kvcache, "_numpy_blas_on", lambda threads: False)
     torch.manual_seed(0)
     model = GPT(variant(act, norm, pos, enc)).eval().to(dtype)
     ids = torch.randint(0, 128, (1, 32))
     with torch.inference_mode():
         full = model(ids)[0][0].float()  # (T, V)
         dec = Decoder(model)
+        assert dec.numpy == (blas and dtype == torch.float32)
         got = [dec.prefill(ids[:, :5])] + [dec.step(int(t)) for t in ids[0, 5:]]
         with pytest.raises(ValueError, match="full"):
             dec.step(1)
     tol = 1e-5 if dtype == torch.float32 else 0.1
     assert (torch.stack(got).float() - full[4:]).abs().max() <= tol
+
+
+@pytest.mark.parametrize("blas", [True, False])
+def test_decoder_without_biases_or_tied_head(blas, monkeypatch):
+    """A LLaMA-like variant (no biases, untied head, RoPE, SwiGLU, RMSNorm) steps correctly."""
+    from core import kvcache
+    from core.kvcache import Decoder
+
+    if not blas:
+        monkeypatch.setattr(kvcache, "_numpy_blas_on", lambda threads: False)
+    cfg = variant("swiglu", "rmsnorm", "pre", "rope", bias=False, tie_embeddings=False)
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    ids = torch.randint(0, 128, (1, 32))
+    with torch.inference_mode():
+        full = model(ids)[0][0]  # (T, V)
+        dec = Decoder(model)
+        got = [dec.prefill(ids[:, :5])] + [dec.step(int(t)) for t in ids[0, 5:]]
+    assert (torch.stack(got) - full[4:]).abs().max() <= 1e-5
