@@ -11,7 +11,11 @@ Reference: Raschka, "Build a Large Language Model (From Scratch)", ch. 5 and app
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
+
+INF_OK = {"diverge_grad_norm", "heartbeat_every"}  # inf switches these off
 
 
 class TrainConfigError(ValueError):
@@ -59,6 +63,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        self._check_types()
         positive = ["max_steps", "batch_size", "eval_batches", "sample_tokens"]
         for name in positive:
             if getattr(self, name) < 1:
@@ -91,6 +96,35 @@ class TrainConfig:
         self.timelapse_steps = sorted({int(s) for s in self.timelapse_steps})
         if any(s < 0 or s > self.max_steps for s in self.timelapse_steps):
             raise TrainConfigError(f"timelapse_steps must lie in [0, max_steps={self.max_steps}]")
+
+    def _check_types(self) -> None:
+        """Each field holds its annotated type (a "10" from a hand-edited JSON is refused by
+        name, not met later as a TypeError); numbers are finite except where inf means off."""
+        for f in dataclasses.fields(self):
+            name, value, kind = f.name, getattr(self, f.name), str(f.type)
+            if value is None and kind.endswith("| None"):
+                continue
+            is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            if kind.startswith("int") and not is_int:
+                raise TrainConfigError(f"{name} must be a whole number, got {value!r}")
+            if kind.startswith("float"):
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise TrainConfigError(f"{name} must be a number, got {value!r}")
+                if math.isnan(value) or (math.isinf(value) and name not in INF_OK):
+                    raise TrainConfigError(f"{name} must be a finite number, got {value!r}")
+            if kind == "bool" and not isinstance(value, bool):
+                raise TrainConfigError(f"{name} must be true or false, got {value!r}")
+            if kind == "str" and not isinstance(value, str):
+                raise TrainConfigError(f"{name} must be text, got {value!r}")
+            if kind.startswith("list") and not (
+                isinstance(value, list | tuple)
+                and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+            ):
+                raise TrainConfigError(f"{name} must be a list of whole numbers, got {value!r}")
+        if self.sample_temperature < 0:
+            raise TrainConfigError(
+                f"sample_temperature must be >= 0, got {self.sample_temperature}"
+            )
 
     def grad_accum_steps(self, world_size: int = 1) -> int:
         """Micro-steps per optimizer step on each process, derived and asserted."""
