@@ -1,0 +1,158 @@
+"""Fault: the server restarts while a training runs. In a real browser, on real servers.
+
+A training started from the Train page runs in a thread of the Streamlit server process
+(explorer/jobs.py), so a restart kills it with the server: the test SIGKILLs the server (as a
+crash, an OOM kill or a machine reboot would; a polite stop would checkpoint first), starts a
+fresh server on the same runs folder, and opens the Train page: the run says "interrupted" and
+its Resume button continues it from the last checkpoint past the step it had reached. The servers
+here are the test's own (not the session's app_server), since one of them is killed.
+Screenshots: tests/browser/screenshots/restart_*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.events import read_log
+from tests.browser.conftest import ROOT, _free_port, _need_chromium, _wait_idle
+
+RUN = "restart-me"
+STEPS = 400  # the page checkpoints every max(50, steps // 4) = 100 steps
+FIELDS = {
+    "Layers (L)": "1",
+    "Heads (H)": "2",
+    "Width (C)": "16",
+    "Context (T)": "16",
+    "Steps": str(STEPS),
+    "Warm-up steps": "10",
+    "Batch (sequences per forward)": "4",
+    "Evaluate every (steps)": "100",
+    "Time-lapse frames": "0",
+    "BPE vocabulary size (V)": "300",
+}
+STEP_JS = """() => { const t = document.querySelector("[data-testid='stProgress']")?.innerText || "";
+    const m = t.match(/step (\\d+)\\//); return m ? Number(m[1]) : 0; }"""
+
+
+def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "GLASSBOX_RUNS": str(runs), "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "explorer/app.py",
+        "--server.headless", "true", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, base
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"streamlit not healthy after 90 s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def goto(page, url: str) -> None:
+    page.goto(url)
+    _wait_idle(page)
+    time.sleep(0.5)
+    _wait_idle(page)
+
+
+def settle(page) -> None:
+    time.sleep(0.4)
+    _wait_idle(page)
+
+
+def test_a_server_restart_interrupts_the_run_and_resume_continues_it(page, tmp_path, shot):
+    _need_chromium()
+    runs, log = tmp_path / "runs", tmp_path / "streamlit.log"
+    run_dir = runs / RUN
+    first, base = start_server(runs, log)
+    second = None
+    try:
+        goto(page, f"{base}/train?view=New+run")
+        for label, value in FIELDS.items():
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
+            settle(page)
+        name = page.get_by_label("Run name (optional)")
+        name.fill(RUN)
+        name.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_url(f"**run={RUN}**", timeout=30_000)
+        page.wait_for_function(f"() => ({STEP_JS})() > 0", timeout=120_000)
+
+        # the run trains in the server process: its run.json names the server's pid
+        meta = json.loads((run_dir / "run.json").read_text())
+        assert meta["pid"] == first.pid and meta["status"] == "running"
+        deadline = time.time() + 180
+        while not (run_dir / "ckpt" / "LATEST").exists():  # a checkpoint to resume from
+            assert time.time() < deadline, "no checkpoint within 3 minutes"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)  # the server dies, and its training thread with it
+        first.wait()
+        steps = [e["step"] for e in read_log(run_dir / "log.jsonl") if e["event"] == "step"]
+        killed_at = steps[-1]
+        assert 0 < killed_at < STEPS, killed_at
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # stale
+
+        second, base = start_server(runs, log)  # a fresh server, same runs folder
+        goto(page, f"{base}/train?view=Watch&run={RUN}")
+        main = page.locator("[data-testid='stMain']")
+        warning = main.locator("[data-testid='stAlertContentWarning']")
+        warning.first.wait_for(timeout=60_000)
+        text = warning.first.inner_text()
+        assert f"interrupted at step {killed_at}" in text, text
+        assert "Resume continues from its last checkpoint" in text
+        shot(page, "restart_interrupted")
+        assert page.locator("[data-testid='stException']").count() == 0
+
+        page.get_by_role("button", name="Resume").click()
+        page.wait_for_function(f"() => ({STEP_JS})() > {killed_at}", timeout=180_000)
+        shot(page, "restart_resumed")
+        page.get_by_text("Finished (done)").first.wait_for(timeout=300_000)
+        shot(page, "restart_done")
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        stop_server(first)
+        if second is not None:
+            stop_server(second)
+
+    # on disk: one curve with no gap and no repeat, continued by the second server
+    events = read_log(run_dir / "log.jsonl")
+    assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, STEPS + 1))
+    starts = [e for e in events if e["event"] == "start"]
+    assert len(starts) == 1 and starts[0]["resumed"] and 0 < starts[0]["step"] <= killed_at
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "done" and meta["pid"] == second.pid
