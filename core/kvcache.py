@@ -318,12 +318,9 @@ class Decoder:
                 q = _numpy_rope(q, *rope)
                 kv[0, :, pos] = _numpy_rope(new[1], *rope)
                 kv[1, :, pos] = new[2]
-            s = np.matmul(kv[0, :, :end], q[:, :, None])  # (H, end, 1) scores
-            s *= self.scale
-            s -= s.max(axis=1, keepdims=True)
-            np.exp(s, out=s)
-            s /= s.sum(axis=1, keepdims=True)
-            z = np.matmul(s.transpose(0, 2, 1), kv[1, :, :end])  # (H, 1, D)
+            s = np.matmul(q[:, None, :] * self.scale, kv[0, :, :end].transpose(0, 2, 1))
+            p = torch.softmax(torch.from_numpy(s), -1).numpy()  # (H, 1, end): one fused call
+            z = np.matmul(p, kv[1, :, :end])  # (H, 1, D)
             a = z.reshape(C) @ wo
             if bo is not None:
                 a += bo

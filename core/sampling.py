@@ -57,7 +57,8 @@ def _final(logits: torch.Tensor, temperature: float, top_k, top_p, stages: dict 
     use_k = top_k is not None and top_k < V
     use_p = top_p is not None and top_p < 1.0
     if not (use_k or use_p or temperature == 0 or stages is not None):
-        return torch.softmax(logits / temperature, dim=0)  # the common case: no sort needed
+        # the common case: no sort needed (and x / 1.0 == x, so skip that pass)
+        return torch.softmax(logits / temperature if temperature != 1 else logits, dim=0)
     order = torch.sort(logits, descending=True, stable=True).indices  # ties: lower id first
     if temperature == 0:
         temp = torch.zeros(V, dtype=torch.float64)
@@ -86,11 +87,12 @@ def _final(logits: torch.Tensor, temperature: float, top_k, top_p, stages: dict 
 
 
 def _draw(probs: torch.Tensor, gen: torch.Generator) -> int:
-    """One id from probs (V,) by inverse CDF: a tenth of torch.multinomial's cost at V=4096, and
-    a zero-probability id can never come out (its CDF step is empty)."""
-    cdf = torch.cumsum(probs, 0)
-    u = torch.rand(1, generator=gen, dtype=torch.float64) * cdf[-1]
-    return int(torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[0] - 1))
+    """One id from probs (V,) float64 by inverse CDF: a tenth of torch.multinomial's cost at
+    V=4096, and a zero-probability id can never come out (its CDF step is empty). The CDF is a
+    sequential float64 sum either way; numpy's calls cost less than torch's at this size."""
+    cdf = np.cumsum(probs.numpy())
+    u = float(torch.rand(1, generator=gen, dtype=torch.float64)) * cdf[-1]
+    return min(int(np.searchsorted(cdf, u, side="right")), probs.shape[0] - 1)
 
 
 @dataclass
@@ -189,17 +191,17 @@ def stream(model, ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, 
             return model.last_logits(window)[0]  # (V,)
 
     for step in range(max_new_tokens):
-        logits = next_logits(step == 0).float()
+        logits = next_logits(step == 0).float().cpu()  # (V,) fp32; .cpu() is free on CPU
         if greedy:
-            top = torch.topk(logits, min(5, V))
-            chosen = int(torch.argmax(logits))
+            top_ids = torch.topk(logits, min(5, V)).indices.tolist()
+            chosen = int(logits.numpy().argmax())  # the first maximum, as torch.argmax
             prob = 1.0
-            top_ids = [chosen] + [i for i in top.indices.tolist() if i != chosen][:4]
+            top_ids = [chosen] + [i for i in top_ids if i != chosen][:4]
             top_probs = [1.0] + [0.0] * (len(top_ids) - 1)
         else:
             final = _final(logits, temperature, top_k, top_p)
             chosen = _draw(final, gen)
-            prob = float(final[chosen])
+            prob = float(final.numpy()[chosen])
             top = torch.topk(final, min(5, V))
             top_ids, top_probs = top.indices.tolist(), top.values.tolist()
         ids.append(chosen)
