@@ -24,6 +24,12 @@ os.environ.setdefault("MKL_NUM_THREADS", str(SERVER_THREADS))
 
 from pathlib import Path  # noqa: E402
 
+# Imported before any page runs, in every script thread: Streamlit imports pandas lazily, and
+# plotly's validators look pandas up in sys.modules without importing it, so a figure built in one
+# session while another session's thread was half-way through that first import failed with
+# "partially initialized module 'pandas' has no attribute 'Series'" (found by tests/load: two
+# sessions and a training). An `import` waits for a concurrent import to finish; a lookup does not.
+import pandas  # noqa: E402, F401
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
