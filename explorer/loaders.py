@@ -9,6 +9,7 @@ The work itself lives in explorer/compute.py (torch, no streamlit).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,9 +76,10 @@ def save_upload(files: list[tuple[str, bytes]]) -> registry.ModelEntry:
     key = f"upload:{path.name}"
     try:
         compute.load_model("upload", str(path))
-    except ModelUnavailable as exc:
-        raise ValueError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - a hostile file must become a message
+        shutil.rmtree(path, ignore_errors=True)  # refused uploads must not pile up on disk
+        if isinstance(exc, ModelUnavailable):
+            raise ValueError(str(exc)) from exc
         raise ValueError(f"This upload is not a loadable checkpoint: {exc}") from exc
     name = next((n for n, _ in files), "checkpoint")
     return registry.ModelEntry(key, f"upload: {os.path.basename(name)[:40]}", "upload", str(path))

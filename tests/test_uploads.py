@@ -66,6 +66,8 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 def refused(files, match: str) -> str:
     with pytest.raises(ValueError, match=match) as err:
         loaders.save_upload(files)
+    root = loaders.UPLOAD_ROOT  # a refused upload leaves nothing on the server's disk
+    assert not root.exists() or not any(root.iterdir()), list(root.iterdir())
     return str(err.value)
 
 
