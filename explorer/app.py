@@ -122,8 +122,10 @@ def model_picker() -> None:
     if key not in {e.key for e in entries}:
         entry = loaders.resolve_entry(key)  # e.g. a link to a run that is still running
         if entry is None:
-            st.sidebar.warning(
-                f"The linked model {key[:60]!r} is not on this server; showing the default."
+            st.sidebar.warning(  # the key comes from the URL: shown as typed
+                widgets.md_literal(
+                    f"The linked model {key[:60]!r} is not on this server; showing the default."
+                )
             )
             st.session_state[state.MODEL_KEY] = state.DEFAULT_MODEL
         else:

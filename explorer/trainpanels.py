@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import jobs, runlog, trainjobs, trainviews
+from explorer import jobs, runlog, trainjobs, trainviews, widgets
 from explorer.plots import training as tp
 
 WRITE_ERROR = "RunWriteError: "  # jobs.describe_error of core.runs.RunWriteError
@@ -197,7 +197,10 @@ def view_runs() -> None:
         if row["resumable"] and st.button("Resume", key=k("resume_runs")):
             resume_run(row)
     with c3:
-        sure = st.checkbox(f"Yes, delete {name}", key=k("delete_sure"), disabled=busy)
+        # a widget label is markdown, and a run name from run.json is any text: shown as typed
+        sure = st.checkbox(
+            f"Yes, delete {widgets.md_literal(name)}", key=k("delete_sure"), disabled=busy
+        )
         if st.button("Delete", key=k("delete"), disabled=busy or not sure, type="primary"):
             try:
                 runlog.delete_run(trainjobs.runs_root_dir(), name)

@@ -9,6 +9,7 @@ Builders return strings (unit-testable); `show()` is the only function that draw
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
@@ -18,7 +19,7 @@ from explorer.plots.common import chip_colour, prob_colour, text_colour_on, toke
 
 CSS = """<style>
 .gbx{line-height:2.2;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
- font-size:14px;direction:ltr;text-align:left;word-break:break-all}
+ font-size:14px;direction:ltr;text-align:left;word-break:break-all;max-width:100%;overflow-x:auto}
 .gbx-chip{position:relative;display:inline-block;padding:0 4px;margin:1px 1px;border-radius:4px;
  border:1px solid rgba(0,0,0,.18);white-space:pre;unicode-bidi:isolate;color:#111;line-height:1.6}
 .gbx-chip sub{font-size:9px;color:#444;margin-left:3px;vertical-align:baseline;opacity:.8}
@@ -66,6 +67,17 @@ def md_literal(text: str) -> str:
 
 
 _MD_PUNCT = set("\\`*_{}[]()#+-.!|$:~<>&")
+
+
+def md_code(text: str) -> str:
+    """Text as an inline code span for a markdown element, shown exactly as typed: inside a code
+    span markdown, LaTeX, HTML and entities are all literal (so no esc() here: `&lt;` would show
+    as those four characters). The fence is one backtick longer than any run inside."""
+    text = str(text).replace("\n", " ").replace("\r", " ")
+    run = max((len(r) for r in re.findall(r"`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def chip(

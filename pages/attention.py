@@ -86,7 +86,7 @@ query = (
 )
 steps = inside.head_step(key, loaded, ids, layer, head, query)
 st.markdown(
-    f"The query is token {query}, `{widgets.esc(labels[query])}`. It may look at positions "
+    f"The query is token {query}, {widgets.md_code(labels[query])}. It may look at positions "
     f"0..{query}; the {T - 1 - query} later ones are masked. Head dimension D = {D}."
 )
 st.plotly_chart(

@@ -76,7 +76,9 @@ query = st.text_input(
 if query.strip():
     hits = inside.search(key, loaded, query, 20)
     if hits:
-        st.caption("Matches: " + " · ".join(f"`{widgets.esc(labels[i])}` ({i})" for i in hits[:12]))
+        st.caption(
+            "Matches: " + " · ".join(f"{widgets.md_code(labels[i])} ({i})" for i in hits[:12])
+        )
     else:
         st.caption("No token contains that text.")
 
@@ -153,7 +155,7 @@ with side:
     if selected is None:
         st.info("Click a point (or search above) to see a token's nearest neighbours.")
     else:
-        st.markdown(f"**Selected:** `{widgets.esc(labels[selected])}` · id {selected}")
+        st.markdown(f"**Selected:** {widgets.md_code(labels[selected])} · id {selected}")
         st.caption(
             f"Category: {facts['categories'][selected]} · seen {int(facts['counts'][selected]):,}× in the TinyTales sample"
         )

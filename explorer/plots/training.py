@@ -233,7 +233,7 @@ def overlay_figure(
             go.Scatter(
                 x=x,
                 y=y,
-                name=str(c["label"]),
+                name=_plotly_text(c["label"]),  # a run name is user text
                 mode="lines",
                 line=dict(dash="dash" if c.get("dash") else "solid", color=c.get("colour")),
             )

@@ -10,6 +10,8 @@ Fixtures (every browser test file may use them):
   shot        shot(page, "name"): whole-page screenshot to tests/browser/screenshots/name.png
               (the default page, Tokenize, is served at "/": open_app(page) opens it)
   dialogs     list of JS dialogs (alert/confirm) that opened: an XSS check asserts it stays empty
+A module that needs a runs root of its own overrides app_server (scope="module") with
+`with serve(runs_dir, log) as base: yield base`; open_app then opens that server.
 
 Every test in this folder is marked `browser`; all skip, with the reason, when Chromium is absent.
 Readiness is Streamlit's own: GET /_stcore/health == ok, then stApp CONNECTED, script
@@ -18,6 +20,7 @@ notRunning and no stSkeleton (FIELD-NOTES).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -86,12 +89,14 @@ def app_runs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
-@pytest.fixture(scope="session")
-def app_server(app_runs_dir, tmp_path_factory):
+@contextlib.contextmanager
+def serve(runs_dir: Path, log: Path, env: dict | None = None):
+    """A real `streamlit run explorer/app.py` on a free port with GLASSBOX_RUNS=runs_dir: yields
+    its base URL once healthy, stops it on exit (a test module that needs runs of its own starts
+    one with this; app_server is the shared one)."""
     _need_chromium()
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "GLASSBOX_RUNS": str(app_runs_dir), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GLASSBOX_RUNS": str(runs_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [
         sys.executable, "-m", "streamlit", "run", "explorer/app.py",
         "--server.headless", "true", "--server.port", str(port),
@@ -122,6 +127,12 @@ def app_server(app_runs_dir, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app_server(app_runs_dir, tmp_path_factory):
+    with serve(app_runs_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as base:
+        yield base
 
 
 def _wait_idle(page, timeout: float = 60_000) -> None:
