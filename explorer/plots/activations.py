@@ -173,6 +173,6 @@ def loss_heat_html(labels: list[str], losses: np.ndarray, vmax: float | None = N
         parts.append(
             f'<span title="{html.escape(tip)}" style="background:{loss_colour(loss, vmax)};'
             f"padding:2px 1px;margin:0 1px;border-radius:3px;font-family:monospace;"
-            f'white-space:pre">{html.escape(lab)}</span>'
+            f'white-space:pre;unicode-bidi:isolate">{html.escape(lab)}</span>'
         )
     return '<div style="line-height:2.1;font-size:15px">' + "".join(parts) + "</div>"

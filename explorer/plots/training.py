@@ -422,14 +422,14 @@ def token_loss_html(token_labels: Sequence[str], losses, *, vmax: float | None =
         v = vals[i] if i < len(vals) else np.nan
         if not np.isfinite(v):
             parts.append(
-                f'<span style="padding:1px 2px;border:1px dotted #bbb" title="no target">'
+                f'<span style="padding:1px 2px;border:1px dotted #bbb;unicode-bidi:isolate" title="no target">'
                 f"{html.escape(str(label))}</span>"
             )
             continue
         a = min(1.0, max(0.0, v / top))
         parts.append(
             f'<span style="background:rgba(214,39,40,{a:.2f});padding:1px 2px;margin:1px;'
-            f'border-radius:3px;white-space:pre-wrap" title="loss {v:.2f}">'
+            f'border-radius:3px;white-space:pre-wrap;unicode-bidi:isolate" title="loss {v:.2f}">'
             f"{html.escape(str(label))}</span>"
         )
     return '<div style="line-height:2;font-family:monospace">' + "".join(parts) + "</div>"

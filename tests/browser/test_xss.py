@@ -278,7 +278,11 @@ def test_run_names_on_the_train_page(page, open_app, wait_idle, dialogs, shot):
     assert f"Yes, delete {EVIL_NAME}" in sure.inner_text()
     assert sure.locator("a, strong, .katex").count() == 0
     shot(page, "xss_train_runs")
-    for view in ("Watch", "Time-lapse", "New run"):
+    open_app(page, "train", view="Watch", run=MODEL_RUN)  # its samples hold payloads
+    expect(page.get_by_text("Samples at each evaluation")).to_have_count(1)
+    assert f"step 10: {PAYLOADS['plotly_tags']}{PAYLOADS['script']}" in main_text(page)
+    assert_clean(page, dialogs, "train watch")
+    for view in ("Watch", "Time-lapse", "New run"):  # a link naming the payload run
         open_app(page, "train", view=view, run=EVIL_NAME)
         assert_clean(page, dialogs, f"train {view}")
     field = page.get_by_label("Run name (optional)")
