@@ -224,6 +224,20 @@ def test_chunked_cross_entropy_matches_torch(dtype):
     assert (b.grad[::7] == 0).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cross_entropy_of_a_vanishing_target_probability(dtype):
+    """A logit margin so large that p(target) underflows still gives the exact finite loss."""
+    from core.layers import cross_entropy
+
+    logits = torch.zeros(5, 40)
+    logits[:, 3] = torch.tensor([0.0, 80.0, 150.0, 300.0, 1000.0])  # target 0 falls behind
+    logits = logits.to(dtype)
+    targets = torch.tensor([0, 0, 0, 0, -100])
+    ref = torch.nn.functional.cross_entropy(logits.float(), targets, ignore_index=-100)
+    ours = cross_entropy(logits, targets, rows=2)
+    assert torch.isfinite(ours) and abs(ours.item() - ref.item()) < 1e-4 * ref.item()
+
+
 def test_bf16_matmul_attention_matches_sdpa():
     from core.attention import matmul_attention
 
