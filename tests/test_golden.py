@@ -17,30 +17,31 @@ ASSET = Path(__file__).resolve().parents[1] / "assets" / "default"
 PROMPT = "Once upon a time"
 GOLDEN_IDS = [
     44,
-    386,
-    277,
+    412,
+    279,
     258,
-    1256,
-    812,
-    481,
-    722,
+    2042,
+    530,
+    478,
+    861,
     46,
-    722,
-    639,
-    403,
-    563,
-    470,
-    781,
-    637,
-    640,
-    46,
-    1001,
-    652,
-    649,
-    277,
+    861,
+    300,
     258,
-    465,
-]  # noqa: E501
+    929,
+    718,
+    1649,
+    46,
+    868,
+    619,
+    536,
+    279,
+    258,
+    610,
+    257,
+    442,
+]
+# ', there was a friendly girl named Kira. Kira had a squeaky white goldfish. Her favourite toy was a brown tra'
 
 
 @pytest.fixture(scope="module")
@@ -65,4 +66,22 @@ def test_shipped_model_meets_the_brief(shipped):
     cfg = shipped.config
     assert cfg.n_layers >= 2 and cfg.n_heads >= 4
     assert cfg.vocab_size == shipped.tokenizer.vocab_size
+    assert 2000 <= cfg.vocab_size <= 4096  # "a BPE ... vocab about 2k-4k"
     assert (ASSET / "ckpt" / "LATEST").exists() and (ASSET / "timelapse" / "index.json").exists()
+
+
+def test_shipped_model_has_previous_token_and_induction_heads(shipped):
+    """Recomputed here, not read from the manifest: a previous-token head and an induction head
+    scoring >= 0.4 on repeated random tokens (core.heads), as recorded in the manifest."""
+    import numpy as np
+    import torch
+
+    from core.heads import head_scores
+
+    torch.set_num_threads(1)
+    eot = shipped.tokenizer.eot_id
+    scores = head_scores(shipped.model.eval(), batch=16, prefix_id=eot, seed=0)
+    assert scores["previous_token"].max() >= 0.4 and scores["induction"].max() >= 0.4
+    recorded = json.loads((ASSET / "manifest.json").read_text())["head_scores"]
+    for k, v in scores.items():
+        assert np.allclose(v, recorded[k], atol=2e-3), k
