@@ -363,6 +363,12 @@ class Trainer:
             )
             if self.tokenizer is not None and not (self.run_dir / "tokenizer.json").exists():
                 self.tokenizer.save(self.run_dir / "tokenizer.json")
+            if not self._resumed and self.step == 0:
+                # starting from scratch where a killed attempt left no checkpoint: its events
+                # and frames go, so the log holds one curve (resume() truncates the same way)
+                runs.truncate_log(self.run_dir / "log.jsonl", -1)
+                if self.timelapse is not None and self.timelapse.steps:
+                    self.timelapse.truncate(-1)
             if self._log:  # opened here, after any resume() has truncated the file
                 self._logger = JsonlLogger(self.run_dir / "log.jsonl")
                 self.subscribers.append(self._logger)

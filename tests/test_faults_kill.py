@@ -150,3 +150,37 @@ def test_kill_9_then_cli_resume_continues_the_same_curve(tmp_path):
     ref = _steps(ref_dir)[: len(killed)]
     assert [loss for _, loss in killed] == [loss for _, loss in ref]
     print(json.dumps({"kills": len(modes), "final_step": len(killed), "hits": hits}, indent=1))
+
+
+def test_a_restart_before_the_first_checkpoint_starts_one_clean_curve(tmp_path):
+    """Killed before any checkpoint: the rerun starts from step 0, and the dead attempt's
+    events must not stay in the log as a second curve (found by the test above under load)."""
+    import torch
+
+    from core.runs import latest_checkpoint
+    from core.trainer import Trainer
+    from tests.trainutil import tiny_cfg, tiny_data, tiny_model
+
+    torch.set_num_threads(1)
+    tok, tr, va = tiny_data()
+    cfg = tiny_cfg(max_steps=5, ckpt_every=100, eval_every=2, timelapse_steps=[0, 2, 4])
+    first = Trainer(tiny_model(tok.vocab_size), tr, va, cfg, tokenizer=tok, run_dir=tmp_path)
+
+    def die(ev):
+        if ev.kind == "step" and ev.step == 3:
+            raise KeyboardInterrupt  # stands in for the kill: no checkpoint was written
+
+    first.subscribe(die)
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    # (die runs before the log writer, so step 3 is not logged)
+    assert latest_checkpoint(tmp_path) is None and len(_steps(tmp_path)) == 2
+    second = Trainer(tiny_model(tok.vocab_size), tr, va, cfg, tokenizer=tok, run_dir=tmp_path)
+    assert second.run().status == "done"
+    log = read_log(tmp_path / "log.jsonl")
+    assert [s for s, _ in _steps(tmp_path)] == [1, 2, 3, 4, 5]
+    assert [e["step"] for e in log if e["event"] == "eval"] == [2, 4, 5]
+    assert sum(e["event"] == "start" for e in log) == 1
+    from core.timelapse import load_timelapse
+
+    assert load_timelapse(tmp_path).steps.tolist() == [0, 2, 4]
