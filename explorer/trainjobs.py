@@ -33,7 +33,7 @@ from explorer.trainspec import (  # noqa: F401 - the page and tests use these th
 UPLOAD_FILE = "corpus.txt"
 BPE_BYTES = 2_000_000  # the BPE learns its merges on this prefix (as the CLI does)
 ACTIVE_STATUSES = ("queued", "running")
-NICE = 10  # scheduling niceness of a training thread (Linux); pages' reruns come first
+NICE = 10  # niceness a training thread adds to the server's (Linux); pages' reruns come first
 
 
 # ---------------------------------------------------------------- runs on disk
@@ -200,7 +200,11 @@ def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads
         with contextlib.suppress(OSError, AttributeError):
             # nice only this thread (Linux: a thread is a schedulable task with its own id), so
             # the CPU goes to other sessions' reruns first and the training takes what is left
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+            # relative: a server started under `nice` must still put its reruns before training
+            tid = threading.get_native_id()
+            os.setpriority(
+                os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICE)
+            )
         try:
             ctx.set_progress(0, None, "preparing the corpus")
             text = load_corpus_text(run_dir, spec)
