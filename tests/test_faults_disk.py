@@ -243,6 +243,6 @@ def test_in_app_training_on_a_full_disk_shows_a_message_and_the_server_carries_o
     assert msg and "File too large" in msg[0] and "step_000004, is intact" in msg[0], out
     assert out["resume_button"]
     assert out["other_job"] == ["done", 42]  # the job registry still runs work
-    assert "default" in out["models"]  # the model picker still lists models
+    assert "run:full" in out["models"]  # the kept checkpoint is in the model picker
     assert load_checkpoint(root / "full").meta["step"] == 4
     assert _stray_temp_files(root / "full") == []
