@@ -76,28 +76,16 @@ def list_runs(root: str | os.PathLike | None = None) -> list[ModelEntry]:
     out = []
     for info in _list_runs(runs_dir(root)):
         name = info.path.name
-        status = _orphan_status(info)
-        if status in FINISHED and info.latest_checkpoint is not None and _RUN_NAME.match(name):
+        if info.status in FINISHED and info.latest_checkpoint is not None and _RUN_NAME.match(name):
             out.append(
                 ModelEntry(
                     f"run:{name}",
-                    f"run: {name} ({status}, step {info.step})",
+                    f"run: {name} ({info.status}, step {info.step})",
                     "run",
                     str(info.path),
                 )
             )
     return out
-
-
-def _orphan_status(info) -> str:
-    """'interrupted' for a run this very process marked running but no longer trains (its
-    job died where run.json could not be rewritten, e.g. on a full disk); else its status."""
-    if info.status != "running" or info.extra.get("pid") != os.getpid():
-        return info.status
-    from explorer import jobs  # no streamlit there either
-
-    job = jobs.registry().get(info.path.name)
-    return info.status if job is not None and job.active else "interrupted"
 
 
 def list_models(runs_root: str | os.PathLike | None = None) -> list[ModelEntry]:
