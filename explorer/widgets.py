@@ -66,14 +66,17 @@ def md_literal(text: str) -> str:
     return "".join(out)
 
 
-_MD_PUNCT = set("\\`*_{}[]()#+-.!|$:~<>&")
+# "/" too: Streamlit rewrites ":material/" anywhere in a markdown source (icon shortcodes)
+_MD_PUNCT = set("\\`*_{}[]()#+-.!|$:~<>&/")
 
 
 def md_code(text: str) -> str:
     """Text as an inline code span for a markdown element, shown exactly as typed: inside a code
     span markdown, LaTeX, HTML and entities are all literal (so no esc() here: `&lt;` would show
-    as those four characters). The fence is one backtick longer than any run inside."""
-    text = str(text).replace("\n", " ").replace("\r", " ")
+    as those four characters). The fence is one backtick longer than any run inside.
+    Streamlit rewrites every ":material/" in a markdown source, code spans included, to
+    ":material_" (its icon shortcodes): an invisible word joiner after the colon keeps it as typed."""
+    text = str(text).replace("\n", " ").replace("\r", " ").replace(":material/", ":\u2060material/")
     run = max((len(r) for r in re.findall(r"`+", text)), default=0)
     fence = "`" * (run + 1)
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""

@@ -142,4 +142,5 @@ def test_md_helpers_quote_the_corpus():
         assert "\n" not in code and fence not in code[len(fence) : -len(fence)]
         lit = widgets.md_literal(line)
         assert all(lit.count("\\" + ch) >= line.count(ch) for ch in "<>[]$*_`:&")
+        assert ":material/" not in code + lit  # Streamlit would rewrite it to :material_
     assert html.unescape(widgets.esc(TEXT)) == TEXT
