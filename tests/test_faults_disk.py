@@ -248,3 +248,57 @@ def test_in_app_training_on_a_full_disk_shows_a_message_and_the_server_carries_o
     assert "default" in out["models"] and "run:full" not in out["models"]
     assert load_checkpoint(root / "full").meta["step"] == 4
     assert _stray_temp_files(root / "full") == []
+
+
+def test_enospc_while_replacing_latest_leaves_the_old_latest(tmp_path, monkeypatch):
+    """The checkpoint dir is complete but LATEST cannot be rewritten: LATEST keeps naming the
+    previous checkpoint (never half a name) and its temp file is removed."""
+    import builtins
+    import errno
+
+    import torch
+
+    import core.runs as R
+    from core.checkpoint import load_checkpoint
+    from core.trainer import Trainer
+    from tests.trainutil import tiny_cfg, tiny_data, tiny_model
+
+    torch.set_num_threads(1)
+    tok, tr, va = tiny_data()
+    cfg = tiny_cfg(max_steps=6, ckpt_every=2, eval_every=0)
+    run = tmp_path / "r"
+    t = Trainer(tiny_model(tok.vocab_size), tr, va, cfg, tokenizer=tok, run_dir=run)
+    seen = []
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[: len(text) // 2])  # half of it lands, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def fake_open(path, *args, **kw):
+        f = builtins.open(path, *args, **kw)  # noqa: SIM115 - returned to the caller's with
+        if ".LATEST.tmp" in str(path):
+            seen.append(path)
+            if len(seen) == 2:
+                return Full(f)
+        return f
+
+    monkeypatch.setattr(R, "open", fake_open, raising=False)
+    with pytest.raises(RunWriteError, match="No space left on device") as err:
+        t.run()
+    assert "step_000002, is intact" in str(err.value)
+    assert (run / "ckpt" / "LATEST").read_text() == "step_000002\n"
+    assert load_checkpoint(run).meta["step"] == 2
+    assert _stray_temp_files(run) == []
