@@ -8,9 +8,13 @@ The work itself lives in explorer/compute.py (torch, no streamlit).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import tempfile
+import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,57 +119,122 @@ def available_tokenizers() -> dict[str, bool]:
     return {n: avail.get(n, False) for n in COMPARE_TOKENIZERS}
 
 
+# Every cached function below takes a small key next to an unhashable object (`_tokenizer`,
+# `_model`). The key alone is not enough: "default" names a new model when assets/default is
+# replaced, and a run's key names new weights at each checkpoint, so the first load test served
+# labels of the old 1416-token vocabulary to a 2048-token model (IndexError on every Generate).
+# The public functions therefore key on (key, serial of the object): a number given to each
+# object the first time it is seen and never reused, even after the object is freed.
+
+_SERIALS: dict[int, int] = {}
+_NEXT_SERIAL = itertools.count()
+_SERIALS_LOCK = threading.Lock()
+
+
+def _ident(key: str, obj) -> str:
+    with _SERIALS_LOCK:
+        i = id(obj)
+        if i not in _SERIALS:
+            _SERIALS[i] = next(_NEXT_SERIAL)
+            with contextlib.suppress(TypeError):  # not weak-referenceable: keep its serial
+                weakref.finalize(obj, _forget, i)
+        return f"{key}#{_SERIALS[i]}"
+
+
+def _forget(i: int) -> None:
+    with _SERIALS_LOCK:
+        _SERIALS.pop(i, None)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def token_records(tok_key: str, _tokenizer, text: str, limit: int | None = None) -> list[dict]:
+def _token_records(ident: str, _tokenizer, text: str, limit: int | None) -> list[dict]:
     return compute.token_records(_tokenizer, text, limit)
 
 
+def token_records(tok_key: str, tokenizer, text: str, limit: int | None = None) -> list[dict]:
+    return _token_records(_ident(tok_key, tokenizer), tokenizer, text, limit)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def count_tokens(tok_key: str, _tokenizer, text: str) -> int:
+def _count_tokens(ident: str, _tokenizer, text: str) -> int:
     return len(_tokenizer.encode(text))
 
 
+def count_tokens(tok_key: str, tokenizer, text: str) -> int:
+    return _count_tokens(_ident(tok_key, tokenizer), tokenizer, text)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def bpe_replay(tok_key: str, _tokenizer, text: str) -> dict:
-    """The merges that change `text`, token counts and labels after each (compute.bpe_replay)."""
+def _bpe_replay(ident: str, _tokenizer, text: str) -> dict:
     return compute.bpe_replay(_tokenizer, text)
 
 
+def bpe_replay(tok_key: str, tokenizer, text: str) -> dict:
+    """The merges that change `text`, token counts and labels after each (compute.bpe_replay)."""
+    return _bpe_replay(_ident(tok_key, tokenizer), tokenizer, text)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def window_records(tok_key: str, _tokenizer, text: str, context_length: int, stride: int, n: int):
+def _window_records(ident: str, _tokenizer, text: str, context_length: int, stride: int, n: int):
     return compute.window_records(_tokenizer, text, context_length, stride, n)
+
+
+def window_records(tok_key: str, tokenizer, text: str, context_length: int, stride: int, n: int):
+    return _window_records(_ident(tok_key, tokenizer), tokenizer, text, context_length, stride, n)
 
 
 # --- model outputs -----------------------------------------------------------------------------
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def vocab_labels(model_key: str, _tokenizer) -> list[str]:
+def _vocab_labels(ident: str, _tokenizer) -> list[str]:
     return compute.vocab_labels(_tokenizer)
 
 
+def vocab_labels(model_key: str, tokenizer) -> list[str]:
+    return _vocab_labels(_ident(model_key, tokenizer), tokenizer)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def next_token_logits(model_key: str, _model, ids: tuple[int, ...]):
+def _next_token_logits(ident: str, _model, ids: tuple[int, ...]):
     return compute.next_token_logits(_model, ids)
 
 
+def next_token_logits(model_key: str, model, ids: tuple[int, ...]):
+    return _next_token_logits(_ident(model_key, model), model, ids)
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
-def sampling_stages(model_key: str, _model, ids: tuple[int, ...], temperature, top_k, top_p):
+def _sampling_stages(ident: str, _model, ids: tuple[int, ...], temperature, top_k, top_p):
     from core.sampling import sampling_stages as _stages
 
-    logits = next_token_logits(model_key, _model, ids)
+    logits = _next_token_logits(ident, _model, ids)
     return _stages(logits, temperature=temperature, top_k=top_k, top_p=top_p)
 
 
+def sampling_stages(model_key: str, model, ids: tuple[int, ...], temperature, top_k, top_p):
+    return _sampling_stages(_ident(model_key, model), model, ids, temperature, top_k, top_p)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def generate(
-    model_key: str, _model, ids: tuple[int, ...], max_new, temperature, top_k, top_p, seed
-):
+def _generate(ident: str, _model, ids: tuple[int, ...], max_new, temperature, top_k, top_p, seed):
     return compute.generate(_model, ids, max_new, temperature, top_k, top_p, seed)
 
 
+def generate(model_key: str, model, ids: tuple[int, ...], max_new, temperature, top_k, top_p, seed):
+    args = (ids, max_new, temperature, top_k, top_p, seed)
+    return _generate(_ident(model_key, model), model, *args)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def diversity(
-    model_key: str, _model, ids: tuple[int, ...], temps: tuple, n, max_new, top_k, top_p, seed
+def _diversity(
+    ident: str, _model, ids: tuple[int, ...], temps: tuple, n, max_new, top_k, top_p, seed
 ):
     return compute.diversity(_model, ids, temps, n, max_new, top_k, top_p, seed)
+
+
+def diversity(
+    model_key: str, model, ids: tuple[int, ...], temps: tuple, n, max_new, top_k, top_p, seed
+):
+    args = (ids, temps, n, max_new, top_k, top_p, seed)
+    return _diversity(_ident(model_key, model), model, *args)

@@ -134,7 +134,9 @@ class BrowserStudent:
         elif how == "radio":
             await box.locator("label").filter(has_text=str(value)).first.click(timeout=ms)
         elif how == "select":
-            await box.locator("[role='combobox']").first.click(timeout=ms)
+            combo = box.locator("[role='combobox']").first
+            await combo.click(timeout=ms)
+            await combo.fill(str(value))  # the combobox filters its options as one types
             await page.get_by_role("option", name=str(value), exact=True).first.click(timeout=ms)
         else:
             raise ValueError(how)

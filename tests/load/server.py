@@ -119,6 +119,25 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants so far (seconds; /proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            pass
+        todo += _children(p)
+    return total / tick
+
+
 class RssSampler:
     """Samples tree_rss(pid) every `every` seconds in a thread; `.peak`, `.last` in bytes."""
 

@@ -23,3 +23,22 @@ def test_two_sessions_walk_the_pages_while_a_training_runs():
     assert set(out["per_type"]) >= {"open:tokenize", "set:tok_text", "open:attention"}
     assert out["training"] and out["training_started_step"] > 0
     assert out["server_rss_peak_mb"] > 50  # the sampler read the server's /proc entries
+
+
+class _Vocab:
+    def __init__(self, n):
+        self.vocab_size = n
+
+    def token_label(self, i):
+        return str(i)
+
+
+def test_a_replaced_model_under_the_same_key_gets_its_own_cache_entries():
+    """The first load run: assets/default was replaced while the server ran, and the Sample
+    page got the old vocabulary's labels for the new model under the key "default"."""
+    from explorer import loaders
+
+    old, new = _Vocab(5), _Vocab(8)
+    assert len(loaders.vocab_labels("default", old)) == 5
+    assert len(loaders.vocab_labels("default", new)) == 8
+    assert loaders.vocab_labels("default", old) == [str(i) for i in range(5)]
