@@ -1,7 +1,7 @@
 """TinyTales: a deterministic generator of simple English children's stories.
 
 The default training corpus. In the spirit of TinyStories (Eldan & Li 2023) but written here,
-with no download: a small lexicon (lexicon.py) and story templates with pronoun agreement
+with no download: a lexicon of about 900 words (lexicon.py) and story templates with pronoun agreement
 (she / he / they follow the name), dialogue, counting, cause and effect, and characters, pets
 and objects whose full names ("the little red fox") recur through a story, so that a model
 can learn to copy what it saw earlier in the context (induction heads).
