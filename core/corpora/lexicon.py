@@ -4,8 +4,8 @@ Because each word's category is known, an embedding map of a model trained on Ti
 ground truth: colours should gather with colours, animals with animals. The app colours
 tokens by these categories (`category_of`).
 
-About 900 words (760 entries plus verb forms): enough that a byte-level BPE trained on a few MB of TinyTales can learn a
-vocabulary of 2,048 tokens from real words (with 540 it ran out of pairs to merge at 1,416).
+About 900 words (760 entries plus verb forms): enough that a byte-level BPE trained on a few
+MB of TinyTales learns 2,048 tokens from real words (with 540 it ran out of merges at 1,416).
 A word that could belong to two categories is listed under the first one only ("orange" is a
 colour first, then a food); names avoid common words ("Drew", "Holly") so a token's category
 is never a surprise.
