@@ -21,6 +21,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -164,6 +165,7 @@ def create_run(
     """Make (or reopen) a run dir and mark it running with this process's pid."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    _sweep_temp_files(path)
     meta_path = path / "run.json"
     old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta = {
@@ -183,6 +185,17 @@ def create_run(
     }
     write_json_atomic(meta_path, meta)
     return path
+
+
+def _sweep_temp_files(path: Path) -> None:
+    """Remove the temp files (.run.json.tmpPID, .log.jsonl.tmpPID) of writers a kill -9 ended;
+    a live process's own temp files are left alone."""
+    for p in path.iterdir():
+        found = re.fullmatch(r"\..+\.tmp(\d+)", p.name)
+        if found and p.is_file():
+            pid = int(found.group(1))
+            if pid != os.getpid() and not _pid_alive(pid):
+                p.unlink(missing_ok=True)
 
 
 def update_run(path: str | Path, **fields) -> dict:

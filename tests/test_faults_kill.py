@@ -140,6 +140,7 @@ def test_kill_9_then_cli_resume_continues_the_same_curve(tmp_path):
     assert [s for s, _ in killed] == list(range(1, len(killed) + 1)), "gaps or duplicates"
     leftovers = [c.name for c in _ls(run / "ckpt") if c.name != "LATEST"]
     assert all(n.startswith("step_") for n in leftovers), leftovers  # kills' temp files gone
+    assert [p.name for p in run.rglob(".*tmp*")] == []
 
     # the same command, never killed: the same loss at every step (exact resume)
     ref_dir = tmp_path / "reference"
