@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import types
 
 import pytest
 from playwright.sync_api import expect
@@ -66,6 +67,7 @@ def _build_runs(root):
     from core.checkpoint import save_checkpoint
     from core.config import ModelConfig
     from core.model import GPT
+    from core.timelapse import TimelapseRecorder
     from core.tokenizer import train_bpe
 
     tok = train_bpe("\n".join(LINES * 3), 1024, pattern=r"[^\n]+|\n")
@@ -79,11 +81,16 @@ def _build_runs(root):
         u[0] = 1.0
         model.ln_f.weight.zero_()
         model.ln_f.bias.copy_(u)
+        v = torch.zeros(C)
+        v[1] = 0.6  # spreads them on the maps (v is orthogonal to u: the logits stay as they are)
         for j, (i,) in enumerate(ids):
-            model.tok_emb.weight[i] = u * (12.0 - 0.05 * j)
+            model.tok_emb.weight[i] = u * (12.0 - 0.05 * j) + v * j
     run = root / MODEL_RUN
     save_checkpoint(run / "ckpt" / "step_000010", model, tokenizer=tok, meta={"step": 10})
     (run / "ckpt" / "LATEST").write_text("step_000010")
+    tok.save(run / "tokenizer.json")
+    probe = types.SimpleNamespace(timelapse_text=TEXT, sample_prompt=PAYLOADS["plotly_tags"])
+    TimelapseRecorder(run / "timelapse", model.config, tok, probe).record(model, 10)
     now = time.time()
     _write_run(run, MODEL_RUN, now - 60, samples=[(PAYLOADS["plotly_tags"], PAYLOADS["script"])])
     _write_run(root / EVIL_DIR, EVIL_NAME, now)
@@ -137,6 +144,11 @@ POINT_JS = """([sel, needle]) => {
     } else {
       const texts = Array.from(t.hovertext || t.text || []);
       let i = texts.findIndex(has);
+      if (t.type.startsWith('scatter')) {  // a map: BPE's partial merges share the text, so
+        let far = -1;                      // take the payload token, far out by construction
+        texts.forEach((v, k) => { const d = xs[k] ** 2 + ys[k] ** 2;
+          if (has(v) && d > far) { far = d; i = k; } });
+      }
       if (i < 0) i = xs.findIndex(has);
       if (i < 0) i = ys.findIndex(has);
       if (i < 0) continue;
@@ -289,6 +301,13 @@ def test_run_names_on_the_train_page(page, open_app, wait_idle, dialogs, shot):
     expect(page.get_by_text("Samples at each evaluation")).to_have_count(1)
     assert f"step 10: {PAYLOADS['plotly_tags']}{PAYLOADS['script']}" in main_text(page)
     assert_clean(page, dialogs, "train watch")
+    open_app(page, "train", view="Time-lapse", run=MODEL_RUN)  # probe text and vocab: payloads
+    heat = page.locator("[data-testid='stHtml']").first.inner_text()
+    assert PAYLOADS["script"] in heat and PAYLOADS["plotly_tags"] in heat
+    assert "<b>x</b><br><i>y</i>" in hover(page, "train_tl_map", ESC_TAGS)
+    assert ":<b>x</b><br><i>y</i><sup>2</sup>weight" in hover(page, "train_tl_att", ESC_TAGS)
+    assert_clean(page, dialogs, "train time-lapse")
+    shot(page, "xss_train_timelapse")
     for view in ("Watch", "Time-lapse", "New run"):  # a link naming the payload run
         open_app(page, "train", view=view, run=EVIL_NAME)
         assert_clean(page, dialogs, f"train {view}")
