@@ -13,6 +13,9 @@ import streamlit as st
 from explorer import jobs, runlog, trainjobs, trainviews, widgets
 from explorer.plots import training as tp
 
+# errors and reasons carry run names and paths (any text): markdown shown as typed
+lit = widgets.md_literal
+
 WRITE_ERROR = "RunWriteError: "  # jobs.describe_error of core.runs.RunWriteError
 
 
@@ -59,17 +62,19 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
     elif state == "failed" or (job is not None and job.state == jobs.FAILED):
         error = job.error if job is not None and job.error else row["error"]
         if error and error.startswith(WRITE_ERROR):  # full disk / read-only: say so plainly
-            st.error(f"The run stopped: {error.removeprefix(WRITE_ERROR)}")
+            st.error(f"The run stopped: {lit(error.removeprefix(WRITE_ERROR))}")
         else:
-            st.error(f"The run crashed: {error}")
+            st.error(f"The run crashed: {lit(error)}")
         if job is not None and job.traceback:
             with st.expander("Traceback"):
                 st.code(job.traceback, language=None)
     elif state == "diverged":
         reason = (m.end or {}).get("reason") or row["error"] or "the loss stopped being finite"
-        st.error(f"The run diverged at step {step}: {reason}. The last good checkpoint is kept.")
+        st.error(
+            f"The run diverged at step {step}: {lit(reason)}. The last good checkpoint is kept."
+        )
     elif state == "interrupted":
-        why = f" ({row['error']})" if row["error"] else ""
+        why = f" ({lit(row['error'])})" if row["error"] else ""
         st.warning(
             f"The run was interrupted at step {step}{why}, e.g. by a server restart. "
             + ("Resume continues from its last checkpoint." if row["resumable"] else "")
@@ -133,7 +138,7 @@ def resume_run(row: dict) -> None:
     try:
         trainjobs.resume(row["path"])
     except (ValueError, OSError) as exc:
-        st.error(f"Could not resume: {exc}")
+        st.error(f"Could not resume: {lit(exc)}")
         return
     st.rerun(scope="app")
 
@@ -172,7 +177,7 @@ def view_runs() -> None:
             try:
                 runlog.rename_run(trainjobs.runs_root_dir(), name, new.strip())
             except (ValueError, OSError) as exc:
-                st.error(str(exc))
+                st.error(lit(exc))
             else:
                 st.session_state[k("run")] = new.strip()
                 st.rerun()
@@ -205,7 +210,7 @@ def view_runs() -> None:
             try:
                 runlog.delete_run(trainjobs.runs_root_dir(), name)
             except (ValueError, OSError) as exc:
-                st.error(str(exc))
+                st.error(lit(exc))
             else:
                 st.session_state.pop(k("delete_sure"), None)
                 st.rerun()
@@ -235,7 +240,7 @@ def timelapse_panel(run_dir: str) -> None:
     try:
         v = trainviews.load_timelapse_view(run_dir)
     except (FileNotFoundError, ValueError, OSError) as exc:
-        st.warning(f"Cannot read this time-lapse: {exc}")
+        st.warning(f"Cannot read this time-lapse: {lit(exc)}")
         return
     if not v.steps:
         st.info("No frames recorded yet; they appear as the run passes its frame steps.")
