@@ -108,7 +108,8 @@ def _numpy_blas_on(threads: int) -> bool:
     for lib in _BLAS:
         if lib.get_num_threads() != threads:
             lib.set_num_threads(threads)  # a no-op when another Python thread controls it
-    return all(lib.get_num_threads() <= threads for lib in _BLAS)
+    counts = [lib.get_num_threads() for lib in _BLAS]
+    return all(n is not None and n <= threads for n in counts)
 
 
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -4,8 +4,10 @@ Fixed config: 4 layers, 4 heads, C=256, T=256, V=4096, batch 8, AdamW. Reports t
 training step (forward, backward, AdamW) in fp32 and under bf16 autocast, with MFU against a
 matmul peak measured in the same run (interleaved with the steps, so machine noise hits both);
 forward latency for 256 tokens at batch 1 without and with every probe; generation tokens/s
-(200 new tokens, batch 1, 1 thread) with and without the KV cache. Options:
-`--compile` also measures torch.compile'd steps (and their compile time), `--quick` fewer repeats.
+(200 new tokens, batch 1, 1 thread) with and without the KV cache, next to the decoder's
+torch-only path and a plain reference KV-cache loop in the same run. Options: `--compile` also
+measures torch.compile'd steps (and their compile time), `--quick` fewer repeats, `--thp` huge
+pages for torch's CPU tensors, `--clock cpu --threads 1` for a busy machine; see --help.
 No assertions: this reports figures, it does not judge them.
 """
 
@@ -247,7 +249,14 @@ def bench_generation(cfg, reps: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(allow_abbrev=False)
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile'd steps")
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument(
+        "--thp",
+        action="store_true",
+        help="THP_MEM_ALLOC_ENABLE=1: torch backs CPU tensors of 2 MB and more with transparent "
+        "huge pages (an allocator setting, off by default in torch; the model is unchanged). "
+        "Measured 6-13%% faster bf16 steps here; compare a run with and without it",
+    )
     ap.add_argument("--only", choices=["train", "forward", "generate"], default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument(
@@ -257,6 +266,8 @@ def main(argv=None) -> int:
         help="cpu = process CPU time; use with --threads 1 on a busy machine",
     )
     args = ap.parse_args(argv)
+    if args.thp:  # read by torch's CPU allocator on its first large allocation, i.e. from here
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
     global now
     now = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
@@ -266,6 +277,7 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     res: dict = {"config": "4L/4H/C256/T256/V4096/B8", "torch": torch.__version__,
                  "threads": threads, "clock": args.clock, "cpu_count": os.cpu_count(),
+                 "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE") == "1",
                  "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
     if args.only in (None, "train"):
         res["train_fp32"] = bench_training(cfg, False, rounds, steps)
@@ -286,6 +298,12 @@ def main(argv=None) -> int:
         res["generate_200_b1_1thread"] = bench_generation(cfg, 3 if args.quick else 7)
         torch.set_num_threads(threads)
     res["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    try:  # evidence for --thp: how much of this process sits in huge pages now
+        with open("/proc/self/smaps_rollup") as f:
+            huge = [line.split()[1] for line in f if line.startswith("AnonHugePages")]
+        res["anon_huge_pages_kb_end"] = int(huge[0]) if huge else None
+    except OSError:
+        pass
     json.dump(res, sys.stdout, indent=2)
     print()
     return 0

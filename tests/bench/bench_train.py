@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 
-from core.config import preset
-from core.model import GPT
-from core.train_config import TrainConfig
-from core.trainer import Trainer
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from core.config import preset  # noqa: E402
+from core.model import GPT  # noqa: E402
+from core.train_config import TrainConfig  # noqa: E402
+from core.trainer import Trainer  # noqa: E402
 
 
 def peak_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
