@@ -2,17 +2,21 @@
 
 The websocket clients measure the server; these check the real thing: the page's own scripts,
 charts drawn, widgets committed by key presses. Latency here is action -> app idle, read inside
-the page: a MutationObserver notes when stApp's data-test-script-state goes running -> notRunning,
-and an action is done when a run that started after it has finished and no skeleton is left.
+the page's own websocket: an action is done when a `script_finished` arrives after it (the same
+end as the websocket clients'), the app shows notRunning and no skeleton is left. (A
+MutationObserver on stApp's script state missed a few short runs and hung steps.)
 A widget is found by the `st-key-<key>` class Streamlit gives a keyed widget's container.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
 from tests.load.scenario import kind
-from tests.load.wsclient import RunResult
+from tests.load.wsclient import DONE_STATES, RunResult
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -40,20 +44,9 @@ HOW = {
     "arch_act": "select",
     "smp_seed": "number",
 }
-OBSERVER = """
-window.__gbx = {runAt: 0, idleAt: 0};
-new MutationObserver((records) => {
-  for (const r of records) {
-    const s = r.target.getAttribute('data-test-script-state');
-    if (s === 'running') window.__gbx.runAt = Date.now();
-    else if (s === 'notRunning') window.__gbx.idleAt = Date.now();
-  }
-}).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
-"""
-DONE = """(t0) => {
-  const g = window.__gbx, app = document.querySelector("[data-testid='stApp']");
-  return g && g.runAt >= t0 && g.idleAt >= g.runAt && app &&
-    app.getAttribute('data-test-script-state') === 'notRunning' &&
+IDLE = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  return app && app.getAttribute('data-test-script-state') === 'notRunning' &&
     app.getAttribute('data-test-connection-state') === 'CONNECTED' &&
     !document.querySelector("[data-testid='stSkeleton']");
 }"""
@@ -73,8 +66,31 @@ class BrowserStudent:
 
     async def start(self) -> None:
         ctx = await self.browser.new_context(viewport={"width": 1400, "height": 1000})
-        await ctx.add_init_script(OBSERVER)
         self.page = await ctx.new_page()
+        self.finished_at = 0.0  # perf_counter of the last script_finished on the page's socket
+        self.page.on("websocket", self._watch)
+
+    def _watch(self, ws) -> None:
+        def on_frame(payload) -> None:
+            if isinstance(payload, str):
+                return
+            fm = ForwardMsg()
+            try:
+                fm.ParseFromString(payload)
+            except Exception:  # noqa: BLE001 - not a ForwardMsg
+                return
+            if fm.WhichOneof("type") == "script_finished" and fm.script_finished in DONE_STATES:
+                self.finished_at = time.perf_counter()
+
+        ws.on("framereceived", on_frame)
+
+    async def _wait_finished(self, since: float) -> None:
+        deadline = since + self.timeout
+        while self.finished_at < since:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"no script_finished within {self.timeout:.0f} s")
+            await asyncio.sleep(0.02)
+        await self.page.wait_for_function(IDLE, timeout=self.timeout * 1000)
 
     async def close(self) -> None:
         if self.page is not None:
@@ -83,17 +99,15 @@ class BrowserStudent:
     async def step(self, step) -> RunResult:
         action, what, value = step
         page = self.page
-        t0 = await page.evaluate("Date.now()") if page.url.startswith("http") else None
+        first = not page.url.startswith("http")
         wall0 = time.perf_counter()
         result = RunResult(kind(step), 0.0)
         try:
-            if t0 is None:  # the first page: a real page load
-                t0 = int(time.time() * 1000)
+            if first:  # the first page: a real page load
                 await page.goto(f"{self.base}/{what}", timeout=self.timeout * 1000)
-                await page.wait_for_function(DONE, arg=1, timeout=self.timeout * 1000)
             else:
                 await self._act(action, what, value)
-                await page.wait_for_function(DONE, arg=t0, timeout=self.timeout * 1000)
+            await self._wait_finished(wall0)
         except Exception as exc:  # noqa: BLE001 - a timeout or a missing widget is a load error
             result.errors.append(f"browser: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         result.latency = time.perf_counter() - wall0
