@@ -41,13 +41,22 @@ def test_click_a_point_shows_its_neighbours(page, open_app, wait_idle, shot):
     page.wait_for_selector(".js-plotly-plot")
     names = trace_names(page)
     assert names[0].startswith("other") and len(names) >= 2
-    # the most isolated point of a category trace, so nothing else sits under the cursor
+    # the point of a category trace farthest (in pixels) from every other point on the map, so
+    # nothing else sits under the cursor (points overlap in dense clusters)
     t = 1
     index = page.evaluate(
-        """(t) => { const tr = document.querySelectorAll('.js-plotly-plot')[0]._fullData[t];
+        """(t) => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
+                     const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                     const px = (tr, i) => [xa.d2p(tr.x[i]), ya.d2p(tr.y[i])];
+                     const all = [];
+                     gd._fullData.forEach((tr, k) => { if (tr.visible === true || tr.visible === undefined)
+                       for (let i = 0; i < tr.x.length; i++) all.push([k, i, ...px(tr, i)]); });
                      let best = 0, bestd = -1;
-                     for (let i = 0; i < tr.x.length; i++) { const d = Math.hypot(tr.x[i], tr.y[i]);
-                       if (d > bestd) { bestd = d; best = i; } }
+                     for (const [k, i, x, y] of all) { if (k !== t) continue;
+                       let dmin = Infinity;
+                       for (const [k2, i2, x2, y2] of all) if (k2 !== k || i2 !== i)
+                         dmin = Math.min(dmin, Math.hypot(x - x2, y - y2));
+                       if (dmin > bestd) { bestd = dmin; best = i; } }
                      return best; }""",
         t,
     )

@@ -6,6 +6,8 @@ websocket, two students walk part of the scenario, every widget they touch is fo
 shows an exception or times out.
 """
 
+import threading
+
 import pytest
 
 from tests.load import run
@@ -14,10 +16,25 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_sessions_walk_the_pages_while_a_training_runs():
-    out = run.main(
-        ["--sessions", "2", "--browsers", "0", "--interactions", "8", "--think", "0",
-         "--ramp", "0", "--timeout", "300"]
-    )  # fmt: skip
+    # in its own thread: after the browser tests, Playwright's sync API leaves an asyncio loop
+    # running in the main thread, and the harness calls asyncio.run()
+    result = {}
+    args = ["--sessions", "2", "--browsers", "0", "--interactions", "8", "--think", "0",
+            "--ramp", "0", "--timeout", "300"]  # fmt: skip
+
+    def work():
+        try:
+            result["out"] = run.main(args)
+        except BaseException as exc:  # re-raised in the test's thread below
+            result["exc"] = exc
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout=900)
+    if "exc" in result:
+        raise result["exc"]
+    assert "out" in result, "the harness did not finish within 900 s"
+    out = result["out"]
     assert out["error_samples"] == [] and out["errors"] == 0
     assert out["interactions"] == 16
     assert set(out["per_type"]) >= {"open:tokenize", "set:tok_text", "open:attention"}
