@@ -101,5 +101,9 @@ def barrier(info: DistInfo) -> None:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Tear the group down on a normal exit. The barrier first: rank 0 still writes (log, run
+    status) after its last step, and a gloo peer torn down while the other is busy aborted once
+    in CI ("terminate called without an active exception", SIGABRT after training finished)."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

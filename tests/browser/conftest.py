@@ -89,11 +89,9 @@ def app_runs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
-@contextlib.contextmanager
-def serve(runs_dir: Path, log: Path, env: dict | None = None):
-    """A real `streamlit run explorer/app.py` on a free port with GLASSBOX_RUNS=runs_dir: yields
-    its base URL once healthy, stops it on exit (a test module that needs runs of its own starts
-    one with this; app_server is the shared one)."""
+def start_server(runs_dir: Path, log: Path, env: dict | None = None):
+    """Start a real `streamlit run explorer/app.py` on a free port with GLASSBOX_RUNS=runs_dir
+    (output appended to `log`); returns (process, base URL) once it answers its health check."""
     _need_chromium()
     port = _free_port()
     env = {**os.environ, "GLASSBOX_RUNS": str(runs_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -102,31 +100,45 @@ def serve(runs_dir: Path, log: Path, env: dict | None = None):
         "--server.headless", "true", "--server.port", str(port),
         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"streamlit not healthy after 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield base
-    finally:
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, base
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.time() > deadline:
+            stop_server(proc)
+            pytest.fail(f"streamlit not healthy after 90 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serve(runs_dir: Path, log: Path, env: dict | None = None):
+    """A real server on runs_dir for a `with` block: yields its base URL once healthy, stops it
+    on exit (a test module that needs runs of its own starts one with this; app_server is the
+    shared one)."""
+    proc, base = start_server(runs_dir, log, env)
+    try:
+        yield base
+    finally:
+        stop_server(proc)
 
 
 @pytest.fixture(scope="session")

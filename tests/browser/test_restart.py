@@ -12,19 +12,11 @@ Screenshots: tests/browser/screenshots/restart_*.png.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
-
-import pytest
 
 from core.events import read_log
-from tests.browser.conftest import ROOT, _free_port, _need_chromium, _wait_idle
+from tests.browser.conftest import _need_chromium, _wait_idle, start_server, stop_server
 
 RUN = "restart-me"
 STEPS = 2000  # the page checkpoints every max(50, steps // 4) = 500 steps
@@ -42,42 +34,6 @@ FIELDS = {
 }
 STEP_JS = """() => { const t = document.querySelector("[data-testid='stProgress']")?.innerText || "";
     const m = t.match(/step (\\d+)\\//); return m ? Number(m[1]) : 0; }"""
-
-
-def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "GLASSBOX_RUNS": str(runs), "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "explorer/app.py",
-        "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc, base
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    pytest.fail(f"streamlit not healthy after 90 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def goto(page, url: str) -> None:

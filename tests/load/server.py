@@ -106,36 +106,35 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def tree_rss(pid: int) -> int:
-    """VmRSS of `pid` plus all its descendants (bytes)."""
-    total, todo, seen = 0, [pid], set()
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (children read from /proc)."""
+    out, todo, seen = [], [pid], set()
     while todo:
         p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        total += _rss_bytes(p)
-        todo += _children(p)
-    return total
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+            todo += _children(p)
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    """VmRSS of `pid` plus all its descendants (bytes)."""
+    return sum(_rss_bytes(p) for p in _tree(pid))
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU time of `pid` and its descendants so far (seconds; /proc/PID/stat)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        except (OSError, IndexError, ValueError):
-            pass
-        todo += _children(p)
-    return total / tick
+    return sum(_cpu_ticks(p) for p in _tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler:
