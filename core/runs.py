@@ -73,8 +73,6 @@ class RunWriteError(OSError):
 
 def write_error(exc: OSError, run_dir: str | Path, last_checkpoint: Path | None) -> RunWriteError:
     """A RunWriteError saying what failed, where, and what is still safe on disk."""
-    why = exc.strerror or str(exc)
-    where = f" ({exc.filename})" if exc.filename else ""
     if last_checkpoint is not None:
         kept = (
             f"The last complete checkpoint, {Path(last_checkpoint).name}, is intact: free some "
@@ -83,8 +81,13 @@ def write_error(exc: OSError, run_dir: str | Path, last_checkpoint: Path | None)
     else:
         kept = "No checkpoint had been written yet."
     return RunWriteError(
-        f"Cannot write to the run folder {run_dir}: {why}{where}. {kept}", exc.errno
+        f"Cannot write to the run folder {run_dir}: {_why(exc)}. {kept}", exc.errno
     )
+
+
+def _why(exc: OSError) -> str:
+    """What the OS said, and about which file."""
+    return (exc.strerror or str(exc)) + (f" ({exc.filename})" if exc.filename else "")
 
 
 def ensure_writable(path: str | Path) -> Path:
@@ -99,9 +102,8 @@ def ensure_writable(path: str | Path) -> Path:
             os.fsync(f.fileno())
     except OSError as exc:
         raise RunWriteError(
-            f"The runs folder {path} is not writable: {exc.strerror or exc}"
-            + (f" ({exc.filename})" if exc.filename else "")
-            + ". Choose another folder or free some space.",
+            f"The runs folder {path} is not writable: {_why(exc)}. "
+            "Choose another folder or free some space.",
             exc.errno,
         ) from exc
     finally:

@@ -9,6 +9,7 @@ The work itself lives in explorer/compute.py (torch, no streamlit).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -123,7 +124,7 @@ def available_tokenizers() -> dict[str, bool]:
 # `_model`). The key alone is not enough: "default" names a new model when assets/default is
 # replaced, and a run's key names new weights at each checkpoint, so the first load test served
 # labels of the old 1416-token vocabulary to a 2048-token model (IndexError on every Generate).
-# The public functions therefore key on (key, serial of the object): a number given to each
+# The functions below therefore key on (key, serial of the object): a number given to each
 # object the first time it is seen and never reused, even after the object is freed.
 
 _SERIALS: dict[int, int] = {}
@@ -146,95 +147,74 @@ def _forget(i: int) -> None:
         _SERIALS.pop(i, None)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _token_records(ident: str, _tokenizer, text: str, limit: int | None) -> list[dict]:
+def _cached_per_object(max_entries: int):
+    """st.cache_data for a function whose first two arguments are (key, object): callers pass
+    the key, the cache sees (key, serial of the object), and the object itself goes unhashed.
+    `.cached` is the cached function itself, taking that ident (one cached function calling
+    another with the ident it already has)."""
+
+    def wrap(fn):
+        cached = st.cache_data(max_entries=max_entries, show_spinner=False)(fn)
+
+        @functools.wraps(fn)
+        def call(key: str, obj, *args, **kwargs):
+            return cached(_ident(key, obj), obj, *args, **kwargs)
+
+        call.cached = cached
+        return call
+
+    return wrap
+
+
+@_cached_per_object(64)
+def token_records(ident: str, _tokenizer, text: str, limit: int | None = None) -> list[dict]:
     return compute.token_records(_tokenizer, text, limit)
 
 
-def token_records(tok_key: str, tokenizer, text: str, limit: int | None = None) -> list[dict]:
-    return _token_records(_ident(tok_key, tokenizer), tokenizer, text, limit)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _count_tokens(ident: str, _tokenizer, text: str) -> int:
+@_cached_per_object(32)
+def count_tokens(ident: str, _tokenizer, text: str) -> int:
     return len(_tokenizer.encode(text))
 
 
-def count_tokens(tok_key: str, tokenizer, text: str) -> int:
-    return _count_tokens(_ident(tok_key, tokenizer), tokenizer, text)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _bpe_replay(ident: str, _tokenizer, text: str) -> dict:
+@_cached_per_object(16)
+def bpe_replay(ident: str, _tokenizer, text: str) -> dict:
+    """The merges that change `text`, token counts and labels after each (compute.bpe_replay)."""
     return compute.bpe_replay(_tokenizer, text)
 
 
-def bpe_replay(tok_key: str, tokenizer, text: str) -> dict:
-    """The merges that change `text`, token counts and labels after each (compute.bpe_replay)."""
-    return _bpe_replay(_ident(tok_key, tokenizer), tokenizer, text)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _window_records(ident: str, _tokenizer, text: str, context_length: int, stride: int, n: int):
+@_cached_per_object(16)
+def window_records(ident: str, _tokenizer, text: str, context_length: int, stride: int, n: int):
     return compute.window_records(_tokenizer, text, context_length, stride, n)
-
-
-def window_records(tok_key: str, tokenizer, text: str, context_length: int, stride: int, n: int):
-    return _window_records(_ident(tok_key, tokenizer), tokenizer, text, context_length, stride, n)
 
 
 # --- model outputs -----------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _vocab_labels(ident: str, _tokenizer) -> list[str]:
+@_cached_per_object(4)
+def vocab_labels(ident: str, _tokenizer) -> list[str]:
     return compute.vocab_labels(_tokenizer)
 
 
-def vocab_labels(model_key: str, tokenizer) -> list[str]:
-    return _vocab_labels(_ident(model_key, tokenizer), tokenizer)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _next_token_logits(ident: str, _model, ids: tuple[int, ...]):
+@_cached_per_object(64)
+def next_token_logits(ident: str, _model, ids: tuple[int, ...]):
     return compute.next_token_logits(_model, ids)
 
 
-def next_token_logits(model_key: str, model, ids: tuple[int, ...]):
-    return _next_token_logits(_ident(model_key, model), model, ids)
-
-
-@st.cache_data(max_entries=128, show_spinner=False)
-def _sampling_stages(ident: str, _model, ids: tuple[int, ...], temperature, top_k, top_p):
+@_cached_per_object(128)
+def sampling_stages(ident: str, _model, ids: tuple[int, ...], temperature, top_k, top_p):
     from core.sampling import sampling_stages as _stages
 
-    logits = _next_token_logits(ident, _model, ids)
+    logits = next_token_logits.cached(ident, _model, ids)
     return _stages(logits, temperature=temperature, top_k=top_k, top_p=top_p)
 
 
-def sampling_stages(model_key: str, model, ids: tuple[int, ...], temperature, top_k, top_p):
-    return _sampling_stages(_ident(model_key, model), model, ids, temperature, top_k, top_p)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _generate(ident: str, _model, ids: tuple[int, ...], max_new, temperature, top_k, top_p, seed):
+@_cached_per_object(64)
+def generate(ident: str, _model, ids: tuple[int, ...], max_new, temperature, top_k, top_p, seed):
     return compute.generate(_model, ids, max_new, temperature, top_k, top_p, seed)
 
 
-def generate(model_key: str, model, ids: tuple[int, ...], max_new, temperature, top_k, top_p, seed):
-    args = (ids, max_new, temperature, top_k, top_p, seed)
-    return _generate(_ident(model_key, model), model, *args)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _diversity(
+@_cached_per_object(16)
+def diversity(
     ident: str, _model, ids: tuple[int, ...], temps: tuple, n, max_new, top_k, top_p, seed
 ):
     return compute.diversity(_model, ids, temps, n, max_new, top_k, top_p, seed)
-
-
-def diversity(
-    model_key: str, model, ids: tuple[int, ...], temps: tuple, n, max_new, top_k, top_p, seed
-):
-    args = (ids, temps, n, max_new, top_k, top_p, seed)
-    return _diversity(_ident(model_key, model), model, *args)
