@@ -2,7 +2,8 @@
 
 Why it exists: a Streamlit rerun interrupts the script, a session resource dies with its
 websocket, and Streamlit calls from our own threads are unsupported (../shared/FIELD-NOTES.md).
-So a training runs in a plain `threading.Thread` that never touches `st`; it lives here, in a
+So a job runs in a plain `threading.Thread` that never touches `st` (for a training that thread
+only starts and watches a separate process: explorer/trainjobs.py); it lives here, in a
 module-level registry keyed by a run id that the page keeps in `st.query_params`. A refresh or a
 second tab asks the registry for that id and reattaches; pages poll with `st.fragment(run_every=...)`.
 
@@ -160,7 +161,10 @@ def _call_quietly(fn: Callable[[], None]) -> None:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line message for the page: the exception type and its message."""
+    """A one-line message for the page: the exception type and its message (an error relayed
+    from another process, e.g. a training's, brings its own line as `one_line`)."""
+    if isinstance(getattr(exc, "one_line", None), str):
+        return exc.one_line
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
@@ -281,7 +285,8 @@ class JobRegistry:
         try:
             result = job.target(ctx)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the page
-            state, error, tb = FAILED, describe_error(exc), traceback.format_exc()
+            tb = getattr(exc, "remote_traceback", None) or traceback.format_exc()
+            state, error = FAILED, describe_error(exc)
         else:
             if job.stop_requested:
                 state = STOPPED

@@ -2,8 +2,9 @@
 
 The Train page builds a `TrainSpec` (explorer/trainspec.py: validation and estimate), then `start()` writes the
 run dir (run.json says "queued", the spec travels inside it) and submits a job to the process-wide
-registry (explorer/jobs.py). The job's thread builds corpus, tokenizer and model, then runs
-`core.trainer.Trainer` with the job's `emit` subscribed and `stop` hooked to `Trainer.stop`.
+registry (explorer/jobs.py). The job's thread starts a training process (explorer/trainworker.py:
+why a process, and the pipe protocol), which builds corpus, tokenizer and model and runs
+`core.trainer.Trainer`; the thread relays its events into the job and a stop into the process.
 Because the spec is in run.json, a run that a server restart interrupted can be resumed from its
 last checkpoint (`resume()`), and an uploaded corpus is kept in the run dir for that reason.
 """
@@ -14,10 +15,13 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+from core.events import event_from_dict
 from explorer import jobs
 from explorer.runlog import forget_log
 from explorer.trainspec import (  # noqa: F401 - the page and tests use these through here too
@@ -33,7 +37,8 @@ from explorer.trainspec import (  # noqa: F401 - the page and tests use these th
 UPLOAD_FILE = "corpus.txt"
 BPE_BYTES = 2_000_000  # the BPE learns its merges on this prefix (as the CLI does)
 ACTIVE_STATUSES = ("queued", "running")
-NICE = 10  # niceness a training thread adds to the server's (Linux); pages' reruns come first
+NICE = 10  # niceness a training process adds to the server's (Linux); pages' reruns come first
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------- runs on disk
@@ -182,79 +187,101 @@ def build_tokenizer(run_dir: Path, spec: TrainSpec, text: str, progress=None):
     return tok
 
 
+WORKER_CMD = [sys.executable, "-m", "explorer.trainworker"]  # tests swap in a patched worker
+STOP_GRACE_S = 120.0  # a polite stop that has not ended by then is killed (a wedged process)
+
+
+class WorkerError(Exception):
+    """A training process failed: its own one-line message and traceback, for the page."""
+
+    def __init__(self, one_line: str, remote_traceback: str | None = None):
+        super().__init__(one_line)
+        self.one_line = one_line
+        self.remote_traceback = remote_traceback
+
+
+def _worker_env() -> dict:
+    """The server's environment, with this checkout importable (no editable install needed)."""
+    env = dict(os.environ)
+    paths = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads: int = 1):
-    """The callable the job registry runs in its thread; it never touches Streamlit."""
+    """The callable the job registry runs in its thread: it starts the training process
+    (explorer/trainworker.py), relays its events and progress into the job, and turns a stop
+    into a "stop" line on the worker's stdin. The thread itself only waits on a pipe."""
 
     def target(ctx: jobs.JobContext):
-        import torch
-
-        from core import runs
-        from core.config import ModelConfig
-        from core.data import encode_corpus, split_train_val
-        from core.model import GPT
-        from core.train_config import TrainConfig
-        from core.trainer import Trainer
-
-        # per thread: a training must leave the server's other cores to the sessions' reruns
-        torch.set_num_threads(max(1, threads))
-        with contextlib.suppress(OSError, AttributeError):
-            # nice only this thread (Linux: a thread is a schedulable task with its own id), so
-            # the CPU goes to other sessions' reruns first and the training takes what is left
-            # relative: a server started under `nice` must still put its reruns before training
-            tid = threading.get_native_id()
-            os.setpriority(
-                os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICE)
-            )
+        cmd = [*WORKER_CMD, str(run_dir), "--threads", str(max(1, threads)), "--nice", str(NICE)]
+        if resume:
+            cmd.append("--resume")
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+            env=_worker_env(),
+            cwd=str(ROOT),
+        )
+        ctx.on_stop(lambda: _ask_to_stop(proc))
+        result = error = None
         try:
-            ctx.set_progress(0, None, "preparing the corpus")
-            text = load_corpus_text(run_dir, spec)
-            ctx.set_progress(0, None, "training the tokenizer")
-            tok = build_tokenizer(
-                run_dir,
-                spec,
-                text,
-                progress=lambda done, total: ctx.set_progress(0, None, f"tokenizer {done}/{total}"),
-            )
-            if ctx.stopped():
-                runs.set_status(run_dir, "stopped", final={"note": "stopped before training"})
-                return {"status": "stopped"}
-            ctx.set_progress(0, None, "encoding the corpus")
-            tc = TrainConfig.from_dict(spec.train)
-            ids = encode_corpus(tok, text)
-            train_ids, val_ids = split_train_val(ids, tc.val_fraction)
-            cfg = ModelConfig.from_dict({**spec.model, "vocab_size": tok.vocab_size})
-            torch.manual_seed(tc.seed)
-            model = GPT(cfg)
-            trainer = Trainer(
-                model,
-                train_ids,
-                val_ids,
-                tc,
-                tokenizer=tok,
-                run_dir=run_dir,
-                subscribers=[ctx.emit],
-                command=f"Train page: {run_dir.name}",
-            )
-            ctx.on_stop(trainer.stop)
-            if resume:
-                trainer.resume(run_dir)
-            ctx.set_progress(trainer.step, tc.max_steps, "training")
-            final = trainer.run()
-            return final.to_dict()
-        except BaseException as exc:
-            meta_path = run_dir / "run.json"
-            if meta_path.exists():
-                status = json.loads(meta_path.read_text(encoding="utf-8")).get("status")
-                if status in ACTIVE_STATUSES or status == "interrupted":
-                    failed = not isinstance(exc, KeyboardInterrupt | SystemExit)
-                    # on a full disk this write fails too; the page must see the first error
-                    with contextlib.suppress(OSError):
-                        runs.set_status(
-                            run_dir, "interrupted", error=jobs.describe_error(exc), failed=failed
-                        )
-            raise
+            for line in proc.stdout:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue  # not ours (the worker sends everything else to stderr)
+                kind = msg.get("t")
+                if kind == "event":
+                    ctx.emit(event_from_dict(msg["d"]))
+                elif kind == "progress":
+                    ctx.set_progress(msg["done"], msg["total"], msg["note"])
+                elif kind == "result":
+                    result = msg["d"]
+                elif kind == "error":
+                    error = WorkerError(msg["error"], msg.get("traceback"))
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:  # this thread is being torn down: the worker goes too
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        if error is None and result is None:
+            why = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+            error = WorkerError(f"WorkerError: the training process ended unexpectedly ({why})")
+        if error is not None:
+            # the worker records its own crash, unless it could not (killed, or a full disk);
+            # the server tries again, so the run reads "failed" after a restart too
+            from explorer.trainworker import mark_interrupted
+
+            mark_interrupted(run_dir, error.one_line, failed=True)
+            raise error
+        return result
 
     return target
+
+
+def _ask_to_stop(proc: subprocess.Popen) -> None:
+    """A "stop" line (the worker checkpoints and ends); a kill if it has not gone in time."""
+    try:
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+    except (OSError, ValueError):
+        return  # it has already ended
+
+    def reap():
+        try:
+            proc.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    threading.Thread(target=reap, name="glassbox-stop-reaper", daemon=True).start()
 
 
 def run_state(info, registry=None) -> str:

@@ -68,6 +68,8 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
         if job is not None and job.traceback:
             with st.expander("Traceback"):
                 st.code(job.traceback, language=None)
+        if row["resumable"] and row["checkpoint"]:
+            st.caption("Resume continues from its last checkpoint.")
     elif state == "diverged":
         reason = (m.end or {}).get("reason") or row["error"] or "the loss stopped being finite"
         st.error(

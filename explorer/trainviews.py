@@ -66,7 +66,8 @@ def _row(info, registry) -> dict:
         "grad_clip": info.train.get("grad_clip"),
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
         "checkpoint": info.latest_checkpoint is not None,
-        "resumable": state == "interrupted" and "spec" in info.extra,
+        # a crash (a full disk, a killed process) is resumable too: its last checkpoint is intact
+        "resumable": state in ("interrupted", "failed") and "spec" in info.extra,
         "error": info.extra.get("error") or final.get("reason"),
         "path": str(info.path),
     }

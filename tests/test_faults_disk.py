@@ -187,13 +187,16 @@ def test_trainer_and_train_page_refuse_an_unwritable_runs_folder(tmp_path):
 
 
 APP_SCRIPT = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from streamlit.testing.v1 import AppTest
 from explorer import jobs, trainjobs
 from explorer.trainjobs import TrainSpec
 from explorer.registry import list_models
-root = Path(sys.argv[1])
+root, fill = Path(sys.argv[1]), sys.argv[3]
+# the training process (not this server) fills its disk after its second checkpoint
+trainjobs.WORKER_CMD = [sys.executable, "-c",
+    fill + "from explorer.trainworker import main\\nraise SystemExit(main())\\n"]
 spec = TrainSpec(label="full", corpus_bytes=20_000, vocab_size=300,
     model={"n_layers": 1, "n_heads": 2, "d_model": 16, "context_length": 16},
     train={"max_steps": 400, "batch_size": 4, "eval_every": 0, "ckpt_every": 2,
@@ -202,8 +205,6 @@ name = trainjobs.start(spec, root=root)
 job = jobs.registry().get(name)
 assert job.wait(240)
 out = {"state": job.state, "error": job.error}
-# the "disk" has room again (the soft limit goes back up); the same process keeps serving
-resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 at = AppTest.from_file(sys.argv[2], default_timeout=60)
 at.query_params["run"] = name
 at.query_params["view"] = "Watch"
@@ -214,7 +215,7 @@ out["resume_button"] = any(b.key == "train_resume" for b in at.button)
 other = jobs.registry().submit("other", lambda ctx: 42)
 other.wait(30)
 out["other_job"] = [other.state, other.result]
-out["models"] = [e.key for e in list_models(root)]
+out["models"] = [e.label for e in list_models(root)]
 print(json.dumps(out))
 """
 
@@ -222,12 +223,13 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_in_app_training_on_a_full_disk_shows_a_message_and_the_server_carries_on(tmp_path):
     from core.checkpoint import load_checkpoint
+    from core.runs import load_run
 
     root = tmp_path / "runs"
-    script = FILL_AFTER_SECOND_SAVE.replace("FSIZE_LIMIT", "0") + APP_SCRIPT
+    fill = FILL_AFTER_SECOND_SAVE.replace("FSIZE_LIMIT", "0")
     env = {**ENV, "GLASSBOX_RUNS": str(root)}
     res = subprocess.run(
-        [sys.executable, "-c", script, str(root), str(ROOT / "pages" / "train.py")],
+        [sys.executable, "-c", APP_SCRIPT, str(root), str(ROOT / "pages" / "train.py"), fill],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -246,9 +248,12 @@ def test_in_app_training_on_a_full_disk_shows_a_message_and_the_server_carries_o
     assert msg and "File too large" in msg[0] and "step_000004, is intact" in msg[0], out
     assert out["resume_button"]
     assert out["other_job"] == ["done", 42]  # the job registry still runs work
-    # the model picker still lists models; the failed run is not among them while this server
-    # lives (run.json could not be rewritten, so it still says "running" with a live pid)
-    assert "default" in out["models"] and "run:full" not in out["models"]
+    # the worker could not record its failure; the server (whose disk had room) did, so the
+    # run reads "failed" from disk too and its intact checkpoint is offered in the model picker
+    info = load_run(root / "full")
+    assert info.status == "interrupted" and info.extra["failed"] is True
+    assert info.extra["error"] == out["error"]
+    assert "default" in out["models"][0] and "run: full (interrupted, step 4)" in out["models"]
     assert load_checkpoint(root / "full").meta["step"] == 4
     assert _stray_temp_files(root / "full") == []
 

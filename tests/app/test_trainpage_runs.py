@@ -211,15 +211,29 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_one_curve(tmp_path, re
     assert steps == list(range(1, 301)), "the resumed log is one curve, no repeats or gaps"
 
 
-def test_a_crash_in_the_job_is_captured_and_marked_failed(tmp_path, reg, monkeypatch):
-    def broken(run_dir, spec):
-        raise OSError("disk on fire")
+def patched_worker(patch: str) -> list[str]:
+    """A worker command whose process runs `patch` (Python source) before the real worker."""
+    import sys
 
-    monkeypatch.setattr(trainjobs, "load_corpus_text", broken)
+    return [sys.executable, "-c", patch + "\nfrom explorer.trainworker import main\n"
+            "raise SystemExit(main())"]  # fmt: skip
+
+
+BROKEN_CORPUS = """
+from explorer import trainjobs
+def broken(run_dir, spec):
+    raise OSError("disk on fire")
+trainjobs.load_corpus_text = broken
+"""
+
+
+def test_a_crash_in_the_training_process_is_captured_and_marked_failed(tmp_path, reg, monkeypatch):
+    monkeypatch.setattr(trainjobs, "WORKER_CMD", patched_worker(BROKEN_CORPUS))
     name = trainjobs.start(tiny_spec(5, "crash"), root=tmp_path, registry=reg)
     job = reg.get(name)
     assert job.wait(60) and job.state == jobs.FAILED
     assert job.error == "OSError: disk on fire"
+    assert "broken" in job.traceback and "disk on fire" in job.traceback  # the worker's own
     from core.runs import load_run
 
     info = load_run(tmp_path / name)

@@ -1,9 +1,10 @@
 """Fault: the server restarts while a training runs. In a real browser, on real servers.
 
-A training started from the Train page runs in a thread of the Streamlit server process
-(explorer/jobs.py), so a restart kills it with the server: the test SIGKILLs the server (as a
-crash, an OOM kill or a machine reboot would; a polite stop would checkpoint first), starts a
-fresh server on the same runs folder, and opens the Train page: the run says "interrupted" and
+A training started from the Train page runs in a child process of the Streamlit server
+(explorer/trainworker.py) that ends as soon as its server is gone, so a restart kills it with the
+server: the test SIGKILLs the server (as a crash, an OOM kill or a machine reboot would; a polite
+stop would checkpoint first), sees the training process go too, starts a fresh server on the same
+runs folder, and opens the Train page: the run says "interrupted" and
 its Resume button continues it from the last checkpoint past the step it had reached. The servers
 here are the test's own (not the session's app_server), since one of them is killed.
 Screenshots: tests/browser/screenshots/restart_*.png.
@@ -34,6 +35,19 @@ FIELDS = {
 }
 STEP_JS = """() => { const t = document.querySelector("[data-testid='stProgress']")?.innerText || "";
     const m = t.match(/step (\\d+)\\//); return m ? Number(m[1]) : 0; }"""
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:  # "pid (comm) state ppid ..."; comm may hold spaces
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
 
 
 def goto(page, url: str) -> None:
@@ -74,11 +88,17 @@ def test_a_server_restart_interrupts_the_run_and_resume_continues_it(page, tmp_p
         while not (run_dir / "ckpt" / "LATEST").exists():
             assert time.time() < deadline, "no checkpoint within 3 minutes"
             time.sleep(0.05)
-        # the run trains in the server process: its run.json names the server's pid
+        # the run trains in a child process of the server: its run.json names that process
         meta = json.loads((run_dir / "run.json").read_text())
-        assert meta["pid"] == first.pid and meta["status"] == "running"
-        first.send_signal(signal.SIGKILL)  # the server dies, and its training thread with it
+        worker = meta["pid"]
+        assert meta["status"] == "running" and worker != first.pid
+        assert _parent_of(worker) == first.pid
+        first.send_signal(signal.SIGKILL)  # the server dies...
         first.wait()
+        deadline = time.time() + 30
+        while _alive(worker):  # ...and its training process follows (its stdin pipe closed)
+            assert time.time() < deadline, "the training outlived its server"
+            time.sleep(0.05)
         steps = [e["step"] for e in read_log(run_dir / "log.jsonl") if e["event"] == "step"]
         killed_at = steps[-1]
         assert 0 < killed_at < STEPS, killed_at
@@ -117,4 +137,5 @@ def test_a_server_restart_interrupts_the_run_and_resume_continues_it(page, tmp_p
     starts = [e for e in events if e["event"] == "start"]
     assert len(starts) == 1 and starts[0]["resumed"] and 0 < starts[0]["step"] <= killed_at
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"] == "done" and meta["pid"] == second.pid
+    assert meta["status"] == "done"
+    assert meta["pid"] not in (worker, first.pid, second.pid)  # the second server's own worker
