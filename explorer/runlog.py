@@ -10,6 +10,7 @@ as numpy so the page passes them straight to explorer/plots/training.py without 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -74,6 +75,17 @@ class Metrics:
         elif kind == "checkpoint":
             self.checkpoints.append(d.get("step"))
 
+    def snapshot(self) -> Metrics:
+        """A copy whose lists are its own (their items, numbers and dicts, are never mutated)."""
+        return dataclasses.replace(
+            self,
+            **{
+                f.name: list(v)
+                for f in dataclasses.fields(self)
+                if isinstance(v := getattr(self, f.name), list)
+            },
+        )
+
     @property
     def last_step(self) -> int:
         return int(self.step[-1]) if self.step else int((self.start or {}).get("step", 0))
@@ -118,17 +130,20 @@ class RunLog:
         self._reset()
 
     def _reset(self) -> None:
-        self.metrics = Metrics()
+        self.metrics = Metrics()  # the reader's own, appended to under the lock
+        self._published = Metrics()  # what callers get: a copy never appended to again
         self._offset = 0
         self._ino = None
 
     def refresh(self) -> Metrics:
+        """A snapshot of the metrics: other sessions' refreshes never change it under the caller
+        (a chart built from a list that grew between two reads had mismatched lengths)."""
         with self._lock:
             try:
                 st = self.path.stat()
             except FileNotFoundError:
                 self._reset()
-                return self.metrics
+                return self._published
             if st.st_ino != self._ino or st.st_size < self._offset:
                 self._reset()  # replaced or truncated (a resume rewrites the log)
                 self._ino = st.st_ino
@@ -143,7 +158,9 @@ class RunLog:
                     except (ValueError, KeyError, TypeError):
                         continue
                 self._offset += end
-            return self.metrics
+                if end:
+                    self._published = self.metrics.snapshot()
+            return self._published
 
 
 _LOGS: dict[Path, RunLog] = {}

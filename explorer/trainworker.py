@@ -4,8 +4,8 @@ Why a process and not a thread of the server: a training is a Python loop that h
 a good part of every step, and a Streamlit server runs every session's rerun on that same GIL.
 Measured with 30 simulated students, an in-server training thread took p95 latency from 1.2 s to
 4.0 s, and `nice` on the thread could not help (the GIL, not the CPU, was the bottleneck). A child
-process has its own interpreter, and `nice` on it now works: the kernel gives the reruns first call
-on the cores and the training the rest.
+process has its own interpreter, and the kernel's scheduler now decides: the worker runs as
+SCHED_IDLE (`background()`), so reruns get the cores first and the training takes what is left.
 
 The server side (explorer/trainjobs.py) starts this module and talks to it over two pipes:
 - stdout, one JSON object per line: `{"t": "event", "d": <trainer event dict>}`,
@@ -145,12 +145,33 @@ def mark_interrupted(run_dir: Path, error: str, *, failed: bool) -> None:
             set_status(run_dir, "interrupted", error=error, failed=failed)
 
 
+def background(niceness: int) -> str:
+    """Put this process (and the threads it will start) behind everything else on the machine.
+
+    Linux's SCHED_IDLE runs it only on CPU time no other task wants, so a student's rerun never
+    waits for a training step; where that policy is missing, `niceness` is added instead.
+    Returns which of the two took effect ("idle", "nice" or "none"), for the log.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return "idle"
+    except (AttributeError, OSError):
+        pass
+    if niceness:
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(niceness)
+            return "nice"
+    return "none"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m explorer.trainworker", description=__doc__)
     ap.add_argument("run_dir", type=Path, help="a run dir written by explorer.trainjobs.start")
     ap.add_argument("--resume", action="store_true", help="continue from its last checkpoint")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    ap.add_argument("--nice", type=int, default=0, help="added niceness (Linux): reruns first")
+    ap.add_argument(
+        "--nice", type=int, default=0, help="added niceness where SCHED_IDLE is not available"
+    )
     args = ap.parse_args(argv)
 
     # the protocol gets a private copy of stdout; fd 1 itself now points at stderr, so a stray
@@ -158,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    if args.nice:
-        with contextlib.suppress(OSError, AttributeError):
-            os.nice(args.nice)
+    background(args.nice)
     ch = Channel(out)
     threading.Thread(target=ch.listen, args=(sys.stdin,), daemon=True).start()
     try:

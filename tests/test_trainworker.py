@@ -91,6 +91,8 @@ def test_a_worker_killed_mid_run_is_a_failed_run_that_resumes(tmp_path, reg):
         time.sleep(0.02)
     pid = json.loads((run_dir / "run.json").read_text())["pid"]
     assert pid != os.getpid()
+    if hasattr(os, "SCHED_IDLE"):  # behind every rerun of the server (Linux)
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
     os.kill(pid, signal.SIGKILL)  # an OOM kill, say
     assert job.wait(30) and job.state == jobs.FAILED
     assert job.error == "WorkerError: the training process ended unexpectedly (signal 9)"

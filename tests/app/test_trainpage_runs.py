@@ -56,6 +56,19 @@ def test_run_log_reads_incrementally_and_skips_a_torn_line(tmp_path):
     assert m.step[-1] == 4 and m.eval_val == [2.5]
 
 
+def test_run_log_snapshots_do_not_change_under_their_reader(tmp_path):
+    """Many sessions share one reader: a snapshot one session is drawing from must not grow
+    when another session's refresh reads new lines (mismatched array lengths crashed a chart)."""
+    log = tmp_path / "log.jsonl"
+    write_log(log, [{"event": "start", "step": 0, "max_steps": 10}, step(1), step(2)])
+    first = runlog.run_log(tmp_path)
+    write_log(log, [step(3, clipped=True), step(4)])
+    second = runlog.run_log(tmp_path)
+    assert first.step == [1, 2] and first.clipped == [False, False]
+    assert second.step == [1, 2, 3, 4] and len(second.clipped) == 4
+    assert runlog.run_log(tmp_path) is second  # nothing new: the same snapshot, no copy
+
+
 def test_run_log_restarts_when_the_log_is_truncated(tmp_path):
     log = tmp_path / "log.jsonl"
     write_log(log, [step(i) for i in range(1, 6)])
