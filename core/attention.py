@@ -47,20 +47,37 @@ def _causal_bias(T: int, dtype, device) -> torch.Tensor:
     return torch.zeros(T, T, dtype=dtype, device=device).masked_fill_(future, float("-inf"))
 
 
-def matmul_attention(q, k, v, dropout_p: float = 0.0):
-    """Causal attention as three batched matmuls, the mask and 1/√D fused into the first.
+def matmul_attention(q, k, v, dropout_p: float = 0.0, blocks: int = 2):
+    """Causal attention as batched matmuls, the mask and 1/√D fused into the first.
 
     Used for 16-bit training: at T=256, D=64 on this CPU, the fused SDPA kernel's bf16 forward +
     backward took twice as long as this (fp32 is the other way round, so fp32 keeps SDPA).
+    The queries are split into `blocks` row blocks and block i only meets the keys it can see,
+    [0, end of block i): with 2 blocks the matmuls and softmax cover 3/4 of the T×T square
+    instead of all of it (the upper-right quarter is all -inf), at the same results to the bit
+    (each row's softmax is over the same keys; the masked ones only ever added zeros).
+    Measured here: forward + backward 17.5 -> 13.1 ms per layer (1 thread); 3 or more blocks
+    were slower again (more, smaller matmuls).
     """
     B, H, T, D = q.shape
     qf, kf, vf = (t.reshape(B * H, T, D) for t in (q, k, v))  # (B·H, T, D)
-    bias = _causal_bias(T, q.dtype, q.device).expand(B * H, T, T)
-    scores = torch.baddbmm(bias, qf, kf.transpose(1, 2), alpha=1.0 / math.sqrt(D))  # (B·H, T, T)
-    pattern = torch.softmax(scores, dim=-1)
-    if dropout_p > 0:
-        pattern = F.dropout(pattern, dropout_p)
-    return (pattern @ vf).view(B, H, T, D)
+    bias = _causal_bias(T, q.dtype, q.device)  # (T, T)
+    size = -(-T // max(1, blocks))
+    out = []
+    for s in range(0, T, size):
+        e = min(s + size, T)  # queries [s, e) see keys [0, e)
+        scores = torch.baddbmm(
+            bias[s:e, :e].expand(B * H, e - s, e),
+            qf[:, s:e],
+            kf[:, :e].transpose(1, 2),
+            alpha=1.0 / math.sqrt(D),
+        )  # (B·H, e-s, e)
+        pattern = torch.softmax(scores, dim=-1)
+        if dropout_p > 0:
+            pattern = F.dropout(pattern, dropout_p)
+        out.append(pattern @ vf[:, :e])  # (B·H, e-s, D)
+    z = out[0] if len(out) == 1 else torch.cat(out, dim=1)
+    return z.view(B, H, T, D)
 
 
 class CausalSelfAttention(nn.Module):

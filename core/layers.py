@@ -134,3 +134,97 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
                   rows: int = 64) -> torch.Tensor:  # fmt: skip
     """Mean cross-entropy of logits (N, V) against targets (N,), skipping ignore_index."""
     return _ChunkedCrossEntropy.apply(logits, targets, ignore_index, rows)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """LM head and mean cross-entropy in one pass over blocks of rows: loss of x (N, C) @ wᵀ.
+
+    Unfused, the head writes the (N, V) logits, the loss reads them back, keeps a softmax of
+    the same size for backward, and backward scales it, scatters the one-hot and multiplies it
+    twice — each pass a full trip through memory for the largest tensors of the step. Here
+    each block of `rows` rows is multiplied, soft-maxed (fp32 inside) and turned into its
+    gradient while still in cache: d loss / d logits = (softmax - onehot) / count is written
+    straight into one buffer in the compute dtype, which backward multiplies by w and x (two
+    large matmuls, as unfused) and by the incoming gradient (a scalar, applied to the small
+    results). Logits are written out only when the caller wants them (`keep_logits`).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, targets, ignore_index: int, rows: int, dtype, keep_logits: bool,
+                need_grad: bool):  # fmt: skip
+        ctx.set_materialize_grads(False)
+        xc, wc = x.to(dtype), weight.to(dtype)  # (N, C), (V, C) in the compute dtype
+        N, V = x.shape[0], weight.shape[0]
+        valid = targets != ignore_index
+        safe = torch.where(valid, targets, 0)  # (N,)
+        count = valid.sum()
+        scale = valid / count.clamp(min=1)  # (N,) fp32: each row's share of the mean
+        logits = torch.empty(N, V, dtype=dtype, device=x.device) if keep_logits else None
+        grad = torch.empty(N, V, dtype=dtype, device=x.device) if need_grad else None
+        nll = torch.empty(N, dtype=torch.float32, device=x.device)
+        for s in range(0, N, rows):
+            e = min(s + rows, N)
+            if keep_logits:
+                block = torch.mm(xc[s:e], wc.t(), out=logits[s:e])  # (r, V)
+            else:
+                block = xc[s:e] @ wc.t()
+            p = torch.softmax(block, dim=-1, dtype=torch.float32)  # (r, V)
+            picked = p.gather(1, safe[s:e, None])[:, 0]  # (r,) p(target)
+            nll[s:e] = -picked.log()
+            tiny = (picked < 1e-30).nonzero()[:, 0]
+            if tiny.numel():  # -log of a (sub)underflowing probability loses digits
+                z = block[tiny].float()
+                nll[s + tiny] = torch.logsumexp(z, dim=-1) - z.gather(1, safe[s + tiny, None])[:, 0]
+            if need_grad:
+                g = grad[s:e]
+                torch.mul(p, scale[s:e, None], out=g)  # softmax / count, rounded once
+                r = torch.arange(e - s, device=x.device)
+                g[r, safe[s:e]] = ((picked - 1.0) * scale[s:e]).to(dtype)  # - onehot / count
+        loss = (nll * valid).sum() / count.clamp(min=1)
+        if need_grad:
+            ctx.save_for_backward(xc, wc, grad)
+        ctx.dtypes = (x.dtype, weight.dtype)
+        if keep_logits:
+            return loss, logits
+        return loss, torch.empty(0, dtype=dtype, device=x.device)
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_logits):
+        xc, wc, grad = ctx.saved_tensors
+        if grad_loss is None:
+            g = grad_logits
+        elif grad_logits is None:
+            g = grad
+        else:  # the caller used the logits too: d/d logits of both terms
+            g = grad * grad_loss.to(grad.dtype) + grad_logits.to(grad.dtype)
+        if g is None:
+            return (None,) * 8
+        scale = grad_loss if grad_loss is not None and grad_logits is None else None
+        out = []
+        for needed, grad_in, dtype in (
+            (ctx.needs_input_grad[0], lambda: g @ wc, ctx.dtypes[0]),  # dx (N, C)
+            (ctx.needs_input_grad[1], lambda: g.t() @ xc, ctx.dtypes[1]),  # dw (V, C)
+        ):
+            d = grad_in().to(dtype) if needed else None
+            if d is not None and scale is not None:  # scale the small result, not g
+                d = d * scale
+            out.append(d)
+        return (*out, None, None, None, None, None, None)
+
+
+def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         ignore_index: int = -100, rows: int = 256,
+                         keep_logits: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """(mean cross-entropy of x (N, C) @ weightᵀ against targets (N,), logits (N, V) or None).
+
+    The same numbers as `F.linear` then `cross_entropy`, in the dtype autocast would use for
+    the matmul (bf16 under CPU autocast, else x's dtype); the logits are differentiable too.
+    """
+    dev = x.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    need_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    with torch.autocast(dev, enabled=False):
+        loss, logits = _LinearCrossEntropy.apply(
+            x, weight, targets, ignore_index, rows, dtype, keep_logits, need_grad
+        )
+    return loss, (logits if keep_logits else None)

@@ -21,7 +21,14 @@ from torch import nn
 from core.attention import CausalSelfAttention
 from core.config import ModelConfig
 from core.kvcache import KVCache
-from core.layers import MLP, cross_entropy, make_norm, rope_tables, sinusoidal_table
+from core.layers import (
+    MLP,
+    cross_entropy,
+    linear_cross_entropy,
+    make_norm,
+    rope_tables,
+    sinusoidal_table,
+)
 
 
 def _drop(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -161,15 +168,24 @@ class GPT(nn.Module):
         """Logits of the last position only (B, V), fast path, never dropout: for generation."""
         return self.lm_head(self.ln_f(self._trunk(ids)[:, -1]))
 
-    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None, *, recorder=None):
+    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None, *, recorder=None,
+                return_logits: bool = True):  # fmt: skip
         """Logits (B, T, V) for every position and the loss (or None).
 
         recorder: an object with `put(name, tensor)` (core.probes); with one, attention takes the
         explicit path and dropout is off, so the model is only read, never changed.
+        return_logits=False (with targets): logits are None, and the LM head and loss run fused
+        without ever holding all B·T·V logits (what training wants: it reads only the loss).
         """
         B, T = ids.shape
         p = self.config.dropout if (self.training and recorder is None) else 0.0
         x = self.ln_f(self._trunk(ids, p, recorder))
+        if targets is not None and recorder is None:
+            loss, logits = linear_cross_entropy(
+                x.reshape(B * T, -1), self.lm_head.weight, targets.reshape(B * T),
+                keep_logits=return_logits,
+            )  # fmt: skip
+            return (logits.view(B, T, -1) if logits is not None else None), loss
         logits = self.lm_head(x)  # (B, T, V)
         if recorder is not None:
             recorder.put("ln_f.out", x)
