@@ -2,7 +2,9 @@
 
 Fixed config: 4 layers, 4 heads, C=256, T=256, V=4096, batch 8, AdamW. Reports tokens/s of a full
 training step (forward, backward, AdamW) in fp32 and under bf16 autocast, with MFU against a
-matmul peak measured in the same run (interleaved with the steps, so machine noise hits both);
+matmul peak measured in the same run (interleaved with the steps, so machine noise hits both):
+`mfu` counts FLOPs with core.stats (causal attention: the keys each query sees), `mfu_palm` with
+6N + 12·L·T·C (PaLM/nanoGPT, attention unmasked), for our model and the reference alike;
 forward latency for 256 tokens at batch 1 without and with every probe; generation tokens/s
 (200 new tokens, batch 1, 1 thread) with and without the KV cache, next to the decoder's
 torch-only path and a plain reference KV-cache loop in the same run. Options: `--compile` also
@@ -74,6 +76,16 @@ class RefGPT(torch.nn.Module):
         return logits, loss
 
 
+def palm_flops_per_token(cfg, seq_len: int) -> float:
+    """The PaLM / nanoGPT convention (PaLM appendix B; nanoGPT's estimate_mfu): 6·N + 12·L·T·C
+    with N the matmul weights (qkv, proj, MLP, LM head) and attention counted unmasked (all T
+    keys), i.e. more FLOPs than core.stats counts for causal attention; reported as
+    `mfu_palm` for our model and the reference alike, next to `mfu` (core.stats)."""
+    L, C, V = cfg.n_layers, cfg.d_model, cfg.vocab_size
+    n_matmul = L * (4 * C * C + 2 * C * cfg.ff_dim) + V * C
+    return 6 * n_matmul + 12 * L * seq_len * C
+
+
 def matmul_peak(dtype, n=1024, reps=20) -> float:
     """Best GFLOP/s of an n×n×n matmul in this dtype over `reps` runs."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -88,14 +100,18 @@ def matmul_peak(dtype, n=1024, reps=20) -> float:
 
 
 def train_rate(model, opt, batches, steps, autocast: bool, step_fn=None) -> list[float]:
-    """Tokens/s of each of `steps` full training steps (after the caller's warm-up)."""
+    """Tokens/s of each of `steps` full training steps (after the caller's warm-up).
+
+    Our GPT is called as core.trainer.Trainer calls it, without logits (fused LM head + loss);
+    the reference computes its full logits, as nanoGPT's forward does with targets."""
     rates = []
     fwd = step_fn or model
+    kw = {} if isinstance(model, RefGPT) else {"return_logits": False}
     for i in range(steps):
         x, y = batches[i % len(batches)]
         t = now()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            _, loss = fwd(x, y)
+            _, loss = fwd(x, y, **kw)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -135,6 +151,7 @@ def bench_training(cfg, autocast: bool, rounds: int, steps: int, compiled: bool 
         "peak_gflops": round(peak, 1),
         "achieved_gflops": round(best_rate * flops / 1e9, 1),
         "mfu": round(best_rate * flops / (peak * 1e9), 3),
+        "mfu_palm": round(best_rate * palm_flops_per_token(cfg, T) / (peak * 1e9), 3),
     }
     if compile_s is not None:
         out["compile_s"] = round(compile_s, 1)
