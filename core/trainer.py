@@ -28,6 +28,7 @@ import torch
 from core import distributed as D
 from core import runs
 from core.batches import draw_batch, make_windows
+from core.cpualloc import keep_freed_memory
 from core.events import (
     CheckpointEvent,
     DivergedEvent,
@@ -78,6 +79,8 @@ class Trainer:
         self.cfg = config
         self.dist = dist
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # reuse each step's activation pages (core/cpualloc.py)
         self.model = model.to(self.device)
         self.tokenizer = tokenizer
         self.run_dir = Path(run_dir) if run_dir is not None else None

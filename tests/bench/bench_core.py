@@ -9,7 +9,8 @@ forward latency for 256 tokens at batch 1 without and with every probe; generati
 (200 new tokens, batch 1, 1 thread) with and without the KV cache, next to the decoder's
 torch-only path and a plain reference KV-cache loop in the same run. Options: `--compile` also
 measures torch.compile'd steps (and their compile time), `--quick` fewer repeats, `--thp` huge
-pages for torch's CPU tensors, `--clock cpu --threads 1` for a busy machine; see --help.
+pages for torch's CPU tensors, `--no-keep-memory` glibc malloc untuned (the default tunes it as
+the Trainer does), `--clock cpu --threads 1` for a busy machine; see --help.
 No assertions: this reports figures, it does not judge them.
 """
 
@@ -28,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from core.config import preset  # noqa: E402
+from core.cpualloc import keep_freed_memory  # noqa: E402
 from core.model import GPT  # noqa: E402
 from core.probes import capture  # noqa: E402
 from core.sampling import generate  # noqa: E402
@@ -274,6 +276,12 @@ def main(argv=None) -> int:
         "huge pages (an allocator setting, off by default in torch; the model is unchanged). "
         "Measured 6-13%% faster bf16 steps here; compare a run with and without it",
     )
+    ap.add_argument(
+        "--no-keep-memory",
+        action="store_true",
+        help="leave glibc malloc as it is (by default the run keeps freed memory for reuse, as "
+        "core.trainer.Trainer does on CPU: core/cpualloc.py)",
+    )
     ap.add_argument("--only", choices=["train", "forward", "generate"], default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument(
@@ -285,6 +293,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.thp:  # read by torch's CPU allocator on its first large allocation, i.e. from here
         os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+    kept = False if args.no_keep_memory else keep_freed_memory()
     global now
     now = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
@@ -295,6 +304,7 @@ def main(argv=None) -> int:
     res: dict = {"config": "4L/4H/C256/T256/V4096/B8", "torch": torch.__version__,
                  "threads": threads, "clock": args.clock, "cpu_count": os.cpu_count(),
                  "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE") == "1",
+                 "keep_freed_memory": kept,
                  "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
     if args.only in (None, "train"):
         res["train_fp32"] = bench_training(cfg, False, rounds, steps)
