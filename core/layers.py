@@ -143,10 +143,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
     the same size for backward, and backward scales it, scatters the one-hot and multiplies it
     twice — each pass a full trip through memory for the largest tensors of the step. Here
     each block of `rows` rows is multiplied, soft-maxed (fp32 inside) and turned into its
-    gradient while still in cache: d loss / d logits = (softmax - onehot) / count is written
-    straight into one buffer in the compute dtype, which backward multiplies by w and x (two
-    large matmuls, as unfused) and by the incoming gradient (a scalar, applied to the small
-    results). Logits are written out only when the caller wants them (`keep_logits`).
+    gradient while still in cache: softmax - onehot is written straight into one buffer in the
+    compute dtype, which backward multiplies by w and x (two large matmuls, as unfused); the
+    1/count of the mean and the incoming gradient are scalars, applied to those small results.
+    Logits are written out only when the caller wants them (`keep_logits`).
     """
 
     @staticmethod
@@ -157,8 +157,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         N, V = x.shape[0], weight.shape[0]
         valid = targets != ignore_index
         safe = torch.where(valid, targets, 0)  # (N,)
-        count = valid.sum()
-        scale = valid / count.clamp(min=1)  # (N,) fp32: each row's share of the mean
+        count = valid.sum().clamp(min=1)
+        every_row = bool(valid.all())
         logits = torch.empty(N, V, dtype=dtype, device=x.device) if keep_logits else None
         grad = torch.empty(N, V, dtype=dtype, device=x.device) if need_grad else None
         nll = torch.empty(N, dtype=torch.float32, device=x.device)
@@ -176,13 +176,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 z = block[tiny].float()
                 nll[s + tiny] = torch.logsumexp(z, dim=-1) - z.gather(1, safe[s + tiny, None])[:, 0]
             if need_grad:
-                g = grad[s:e]
-                torch.mul(p, scale[s:e, None], out=g)  # softmax / count, rounded once
-                r = torch.arange(e - s, device=x.device)
-                g[r, safe[s:e]] = ((picked - 1.0) * scale[s:e]).to(dtype)  # - onehot / count
-        loss = (nll * valid).sum() / count.clamp(min=1)
+                g = grad[s:e].copy_(p)  # softmax, rounded once
+                g[torch.arange(e - s, device=x.device), safe[s:e]] = (picked - 1.0).to(dtype)
+                if not every_row:
+                    g.masked_fill_(~valid[s:e, None], 0.0)  # ignored rows: no gradient
+        loss = (nll * valid).sum() / count
         if need_grad:
-            ctx.save_for_backward(xc, wc, grad)
+            ctx.save_for_backward(xc, wc, grad, count)
         ctx.dtypes = (x.dtype, weight.dtype)
         if keep_logits:
             return loss, logits
@@ -190,24 +190,24 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, grad_logits):
-        xc, wc, grad = ctx.saved_tensors
-        if grad_loss is None:
+        xc, wc, grad, count = ctx.saved_tensors
+        post = None  # a scalar for the small results
+        if grad_logits is None:
+            if grad_loss is None:
+                return (None,) * 8
+            g, post = grad, grad_loss / count
+        elif grad_loss is None:
             g = grad_logits
-        elif grad_logits is None:
-            g = grad
         else:  # the caller used the logits too: d/d logits of both terms
-            g = grad * grad_loss.to(grad.dtype) + grad_logits.to(grad.dtype)
-        if g is None:
-            return (None,) * 8
-        scale = grad_loss if grad_loss is not None and grad_logits is None else None
+            g = (grad.float() * (grad_loss / count) + grad_logits.float()).to(grad.dtype)
         out = []
         for needed, grad_in, dtype in (
             (ctx.needs_input_grad[0], lambda: g @ wc, ctx.dtypes[0]),  # dx (N, C)
             (ctx.needs_input_grad[1], lambda: g.t() @ xc, ctx.dtypes[1]),  # dw (V, C)
         ):
             d = grad_in().to(dtype) if needed else None
-            if d is not None and scale is not None:  # scale the small result, not g
-                d = d * scale
+            if d is not None and post is not None:
+                d = d * post
             out.append(d)
         return (*out, None, None, None, None, None, None)
 
