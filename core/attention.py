@@ -50,14 +50,14 @@ def _causal_bias(T: int, dtype, device) -> torch.Tensor:
 def matmul_attention(q, k, v, dropout_p: float = 0.0, blocks: int = 2):
     """Causal attention as batched matmuls, the mask and 1/√D fused into the first.
 
-    Used for 16-bit training: at T=256, D=64 on this CPU, the fused SDPA kernel's bf16 forward +
-    backward took twice as long as this (fp32 is the other way round, so fp32 keeps SDPA).
+    Used for training and 16-bit: at T=256, D=64 on this CPU, the fused SDPA kernel's bf16
+    forward + backward took twice as long as this, and its fp32 one 10% longer.
     The queries are split into `blocks` row blocks and block i only meets the keys it can see,
     [0, end of block i): with 2 blocks the matmuls and softmax cover 3/4 of the T×T square
     instead of all of it (the upper-right quarter is all -inf), at the same results to the bit
     (each row's softmax is over the same keys; the masked ones only ever added zeros).
-    Measured here: forward + backward 17.5 -> 13.1 ms per layer (1 thread); 3 or more blocks
-    were slower again (more, smaller matmuls).
+    Measured here (bf16, 1 thread): forward + backward 17.5 -> 13.1 ms per layer; 3 or more
+    blocks were no faster (more, smaller matmuls).
     """
     B, H, T, D = q.shape
     qf, kf, vf = (t.reshape(B * H, T, D) for t in (q, k, v))  # (B·H, T, D)
@@ -102,7 +102,11 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, rope=None, dropout_p: float = 0.0, rec=None, prefix: str = ""):
         B, T, C = x.shape
         q, k, v = self.heads(x, rope)
-        if rec is None and q.dtype in (torch.bfloat16, torch.float16):
+        if rec is None and (
+            q.dtype in (torch.bfloat16, torch.float16)
+            or (q.requires_grad and torch.is_grad_enabled())
+        ):  # training, or 16-bit: the row-blocked matmuls (fp32 forward + backward 23 vs 26 ms
+            # a layer for SDPA's here); fp32 inference keeps SDPA (faster without backward)
             z = matmul_attention(q, k, v, dropout_p)
         elif rec is None:
             z = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
