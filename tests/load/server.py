@@ -132,6 +132,11 @@ def _cpu_ticks(pid: int) -> int:
         return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` alone (its threads, not its child processes)."""
+    return _cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU time of `pid` and its descendants so far (seconds; /proc/PID/stat)."""
     return sum(_cpu_ticks(p) for p in _tree(pid)) / os.sysconf("SC_CLK_TCK")
