@@ -5,8 +5,10 @@
 Shape fixed by the core issue: 4 layers, 4 heads, C=256, T=256, V=4096, batch 8. The peak
 is measured in the same run (a large square matmul in fp32 and in bf16), so MFU compares the
 model with what this machine's matmul actually delivers right now (the CPU is shared).
-FLOPs per token = 6·N_matmul + 12·L·T·C (PaLM, appendix B; attention counted unmasked).
-Timing excludes warm-up steps and evaluation (modded-nanogpt style).
+`mfu`: FLOPs per token = 6·N_matmul + 12·L·T·C (PaLM, appendix B; attention counted unmasked);
+`mfu_core_stats`: core.stats.flops_per_token (causal attention: the keys each query sees), the
+convention of bench_core's `mfu`. Timing excludes warm-up steps and evaluation (modded-nanogpt
+style). The Trainer keeps freed memory for reuse on CPU (core/cpualloc.py), as in training.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from core.config import preset  # noqa: E402
 from core.model import GPT  # noqa: E402
+from core.stats import flops_per_token as stats_flops_per_token  # noqa: E402
 from core.train_config import TrainConfig  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
 
@@ -75,6 +78,7 @@ def bench(dtype: str, steps: int, warmup: int, compile_: bool) -> dict:
     return {
         "tokens_per_s": round(tok_s, 1),
         "model_gflops": round(tok_s * flops_per_token(cfg) / 1e9, 1),
+        "stats_gflops": round(tok_s * stats_flops_per_token(cfg)["train_step"] / 1e9, 1),
     }
 
 
@@ -101,7 +105,10 @@ def main() -> None:
     out["peak_gflops"] = {k: round(v, 1) for k, v in peak.items()}
     for dtype in ("fp32", "bf16"):
         out[dtype]["mfu"] = round(out[dtype]["model_gflops"] / peak[dtype], 3)
-    out["goal"] = {"bf16_mfu": 0.65, "met": out["bf16"]["mfu"] >= 0.65}
+        out[dtype]["mfu_core_stats"] = round(out[dtype].pop("stats_gflops") / peak[dtype], 3)
+    bf = out["bf16"]
+    out["goal"] = {"bf16_mfu": 0.65, "met_palm": bf["mfu"] >= 0.65,
+                   "met_core_stats": bf["mfu_core_stats"] >= 0.65}  # fmt: skip
     print(json.dumps(out, indent=1))
 
 
