@@ -130,3 +130,38 @@ def test_row_blocked_attention_equals_sdpa(T, blocks):
     assert all((a - b).abs().max() <= 1e-5 for a, b in zip(got, want))
     low = [t.detach().bfloat16() for t in (q, k, v)]  # blocking leaves bf16 results bit-equal
     assert torch.equal(matmul_attention(*low, blocks=blocks), matmul_attention(*low, blocks=1))
+
+
+@pytest.mark.parametrize("T", [1, 7, 40])
+@pytest.mark.parametrize("blocks", [1, 2, 3])
+def test_fused_attention_from_qkv_equals_sdpa(T, blocks):
+    from core.attention import fused_causal_attention
+
+    B, H, D = 2, 3, 8
+    torch.manual_seed(T)
+    qkv = torch.randn(B, T, 3 * H * D, requires_grad=True)
+
+    def ref(qkv):
+        q, k, v = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)
+        z = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        return z.transpose(1, 2).reshape(B, T, H * D)
+
+    want, got = ref(qkv), fused_causal_attention(qkv, H, blocks)
+    assert got.shape == (B, T, H * D) and (got - want).abs().max() <= 1e-5
+    gout = torch.randn_like(want)
+    (g_want,) = torch.autograd.grad(want, qkv, gout)
+    (g_got,) = torch.autograd.grad(got, qkv, gout)
+    assert (g_got - g_want).abs().max() <= 1e-5
+    low = qkv.detach().bfloat16()
+    assert (fused_causal_attention(low, H, blocks).float() - want).abs().max() < 0.05
+
+
+def test_training_forward_takes_the_fused_attention_and_matches_inference():
+    """A training-mode forward (fused attention) gives the logits of the SDPA inference path."""
+    torch.manual_seed(0)
+    model = GPT(preset("tiny"))
+    ids = torch.randint(0, model.config.vocab_size, (2, 24))
+    train_logits, _ = model(ids)  # grad enabled: attention by matmuls
+    with torch.no_grad():
+        infer_logits, _ = model(ids)  # SDPA
+    assert (train_logits - infer_logits).abs().max() <= 1e-5
