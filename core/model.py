@@ -1,9 +1,12 @@
 """The GPT model, written from parts: token + position embedding, a stack of transformer blocks
 (norm, causal attention, norm, MLP, each around the residual stream), a final norm, the LM head.
 
-`forward` is the fast path used by training (fused attention kernel); with a `recorder` (see
-core/probes.py) the same forward takes the explicit attention path and hands every named
-intermediate to the recorder, so one shared model object can be traced by many threads at once.
+`forward` is the fast path: SDPA's fused kernel for fp32 inference, attention by matmuls with a
+hand-written backward for training and 16-bit (core/attention.py), and with
+`return_logits=False` the LM head and loss fused so that training never holds the B·T·V logits
+(core/layers.py). With a `recorder` (see core/probes.py) the same forward takes the explicit
+attention path and hands every named intermediate to the recorder, so one shared model object
+can be traced by many threads at once.
 `forward_cached` runs positions against a KVCache for generation.
 
 Reference: Radford et al. 2019 (GPT-2); nanoGPT's model.py; Raschka, "Build a Large Language
