@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -253,8 +254,7 @@ def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads
             with contextlib.suppress(OSError):
                 proc.stdin.close()
         if error is None and result is None:
-            why = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
-            error = WorkerError(f"WorkerError: the training process ended unexpectedly ({why})")
+            error = _died(proc.pid, rc)
         if error is not None:
             # the worker records its own crash, unless it could not (killed, or a full disk);
             # the server tries again, so the run reads "failed" after a restart too
@@ -265,6 +265,25 @@ def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads
         return result
 
     return target
+
+
+def _died(pid: int, rc: int) -> WorkerError:
+    """What to say about a training process that ended without a word (killed, or crashed
+    in native code): the page's one line, and in place of a traceback, what may have done it."""
+    if rc < 0:
+        try:
+            why = f"signal {-rc}, {signal.Signals(-rc).name}"
+        except ValueError:
+            why = f"signal {-rc}"
+    else:
+        why = f"exit code {rc}"
+    detail = (
+        f"The training process (pid {pid}) ended with {why} before it could report an error.\n"
+        "SIGKILL usually means the kernel's out-of-memory killer or a kill command; SIGSEGV or\n"
+        "SIGABRT a crash in native code. Whatever it printed is in the server's log (stderr).\n"
+        "The run's last checkpoint is intact: Resume continues from it."
+    )
+    return WorkerError(f"WorkerError: the training process ended unexpectedly ({why})", detail)
 
 
 def _ask_to_stop(proc: subprocess.Popen) -> None:

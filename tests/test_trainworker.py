@@ -95,7 +95,8 @@ def test_a_worker_killed_mid_run_is_a_failed_run_that_resumes(tmp_path, reg):
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
     os.kill(pid, signal.SIGKILL)  # an OOM kill, say
     assert job.wait(30) and job.state == jobs.FAILED
-    assert job.error == "WorkerError: the training process ended unexpectedly (signal 9)"
+    assert job.error == "WorkerError: the training process ended unexpectedly (signal 9, SIGKILL)"
+    assert "out-of-memory killer" in job.traceback
     info = load_run(run_dir)
     assert info.status == "interrupted" and info.extra["failed"] is True
     assert trainjobs.run_state(info, reg) == "failed" and info.latest_checkpoint is not None

@@ -13,6 +13,7 @@ Screenshots: tests/browser/screenshots/restart_*.png.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -139,3 +140,51 @@ def test_a_server_restart_interrupts_the_run_and_resume_continues_it(page, tmp_p
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "done"
     assert meta["pid"] not in (worker, first.pid, second.pid)  # the second server's own worker
+
+
+def test_a_killed_training_process_is_shown_as_crashed_and_resumes(page, tmp_path, shot):
+    """The training process dies on its own (an OOM kill, say) while the server lives: the Watch
+    view says so in one sentence, offers Resume, and the resumed run finishes as one curve."""
+    _need_chromium()
+    runs, log = tmp_path / "runs", tmp_path / "streamlit.log"
+    run_dir = runs / RUN
+    server, base = start_server(runs, log)
+    try:
+        goto(page, f"{base}/train?view=New+run")
+        for label, value in FIELDS.items():
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
+            settle(page)
+        name = page.get_by_label("Run name (optional)")
+        name.fill(RUN)
+        name.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_url(f"**run={RUN}**", timeout=30_000)
+        deadline = time.time() + 180
+        while not (run_dir / "ckpt" / "LATEST").exists():
+            assert time.time() < deadline, "no checkpoint within 3 minutes"
+            time.sleep(0.05)
+        worker = json.loads((run_dir / "run.json").read_text())["pid"]
+        assert _parent_of(worker) == server.pid
+        os.kill(worker, signal.SIGKILL)
+
+        main = page.locator("[data-testid='stMain']")
+        error = main.locator("[data-testid='stAlertContentError']")
+        error.first.wait_for(timeout=60_000)
+        text = error.first.inner_text()
+        assert "The run crashed" in text and "ended unexpectedly (signal 9, SIGKILL)" in text, text
+        page.get_by_text("Resume continues from its last checkpoint.").wait_for(timeout=10_000)
+        shot(page, "restart_worker_killed")
+        assert page.locator("[data-testid='stException']").count() == 0
+        meta = json.loads((run_dir / "run.json").read_text())
+        assert meta["status"] == "interrupted" and meta["failed"] is True  # recorded by the server
+
+        page.get_by_role("button", name="Resume").click()
+        page.get_by_text("Finished (done)").first.wait_for(timeout=300_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        stop_server(server)
+    events = read_log(run_dir / "log.jsonl")
+    assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, STEPS + 1))
