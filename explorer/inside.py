@@ -30,8 +30,11 @@ SAMPLE_BYTES = 300_000  # TinyTales text used to count token frequencies
 
 
 def model_key(lm) -> str:
-    """Cache key of a loaded model: the picker key plus what identifies its weights."""
-    return f"{lm.key}|{lm.run_dir}|{id(lm.model)}"
+    """Cache key of a loaded model: the picker key plus a serial of its model object that is
+    never reused (an id() can be, once a replaced checkpoint's model is freed)."""
+    from explorer.loaders import object_key
+
+    return object_key(f"{lm.key}|{lm.run_dir}", lm.model)
 
 
 # --------------------------------------------------------------------------- prompt

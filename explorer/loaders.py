@@ -133,7 +133,8 @@ _NEXT_SERIAL = itertools.count()
 _SERIALS_LOCK = threading.Lock()
 
 
-def _ident(key: str, obj) -> str:
+def object_key(key: str, obj) -> str:
+    """`key` plus the serial of `obj`: a cache key that names this very object."""
     with _SERIALS_LOCK:
         i = id(obj)
         if i not in _SERIALS:
@@ -159,7 +160,7 @@ def _cached_per_object(max_entries: int):
 
         @functools.wraps(fn)
         def call(key: str, obj, *args, **kwargs):
-            return cached(_ident(key, obj), obj, *args, **kwargs)
+            return cached(object_key(key, obj), obj, *args, **kwargs)
 
         call.cached = cached
         return call
