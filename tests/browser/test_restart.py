@@ -63,6 +63,28 @@ def settle(page) -> None:
     _wait_idle(page)
 
 
+def start_until_checkpoint(page, base: str, run_dir) -> None:
+    """Start RUN from the Train page's form; return once it has a checkpoint to resume from
+    (watched on disk, not in the page: on a quiet machine the page's progress timer may
+    never catch an early step)."""
+    goto(page, f"{base}/train?view=New+run")
+    for label, value in FIELDS.items():
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        settle(page)
+    name = page.get_by_label("Run name (optional)")
+    name.fill(RUN)
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url(f"**run={RUN}**", timeout=30_000)
+    deadline = time.time() + 180
+    while not (run_dir / "ckpt" / "LATEST").exists():
+        assert time.time() < deadline, "no checkpoint within 3 minutes"
+        time.sleep(0.05)
+
+
 def test_a_server_restart_interrupts_the_run_and_resume_continues_it(page, tmp_path, shot):
     _need_chromium()
     runs, log = tmp_path / "runs", tmp_path / "streamlit.log"
@@ -70,25 +92,7 @@ def test_a_server_restart_interrupts_the_run_and_resume_continues_it(page, tmp_p
     first, base = start_server(runs, log)
     second = None
     try:
-        goto(page, f"{base}/train?view=New+run")
-        for label, value in FIELDS.items():
-            box = page.get_by_label(label, exact=True)
-            box.fill(value)
-            box.press("Enter")
-            settle(page)
-        name = page.get_by_label("Run name (optional)")
-        name.fill(RUN)
-        name.press("Enter")
-        settle(page)
-        page.get_by_role("button", name="Start training").click()
-        page.wait_for_url(f"**run={RUN}**", timeout=30_000)
-
-        # kill as soon as there is a checkpoint to resume from (watched on disk, not in the
-        # page: on a quiet machine the page's progress timer may never catch an early step)
-        deadline = time.time() + 180
-        while not (run_dir / "ckpt" / "LATEST").exists():
-            assert time.time() < deadline, "no checkpoint within 3 minutes"
-            time.sleep(0.05)
+        start_until_checkpoint(page, base, run_dir)
         # the run trains in a child process of the server: its run.json names that process
         meta = json.loads((run_dir / "run.json").read_text())
         worker = meta["pid"]
@@ -150,22 +154,7 @@ def test_a_killed_training_process_is_shown_as_crashed_and_resumes(page, tmp_pat
     run_dir = runs / RUN
     server, base = start_server(runs, log)
     try:
-        goto(page, f"{base}/train?view=New+run")
-        for label, value in FIELDS.items():
-            box = page.get_by_label(label, exact=True)
-            box.fill(value)
-            box.press("Enter")
-            settle(page)
-        name = page.get_by_label("Run name (optional)")
-        name.fill(RUN)
-        name.press("Enter")
-        settle(page)
-        page.get_by_role("button", name="Start training").click()
-        page.wait_for_url(f"**run={RUN}**", timeout=30_000)
-        deadline = time.time() + 180
-        while not (run_dir / "ckpt" / "LATEST").exists():
-            assert time.time() < deadline, "no checkpoint within 3 minutes"
-            time.sleep(0.05)
+        start_until_checkpoint(page, base, run_dir)
         worker = json.loads((run_dir / "run.json").read_text())["pid"]
         assert _parent_of(worker) == server.pid
         os.kill(worker, signal.SIGKILL)
