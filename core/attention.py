@@ -66,18 +66,26 @@ def matmul_attention(q, k, v, dropout_p: float = 0.0, blocks: int = 2):
     out = []
     for s in range(0, T, size):
         e = min(s + size, T)  # queries [s, e) see keys [0, e)
-        scores = torch.baddbmm(
-            bias[s:e, :e].expand(B * H, e - s, e),
-            qf[:, s:e],
-            kf[:, :e].transpose(1, 2),
-            alpha=1.0 / math.sqrt(D),
-        )  # (B·H, e-s, e)
-        pattern = torch.softmax(scores, dim=-1)
+        pattern = _block_pattern(qf, kf, bias, s, e)  # (B·H, e-s, e)
         if dropout_p > 0:
             pattern = F.dropout(pattern, dropout_p)
         out.append(pattern @ vf[:, :e])  # (B·H, e-s, D)
     z = out[0] if len(out) == 1 else torch.cat(out, dim=1)
     return z.view(B, H, T, D)
+
+
+def _block_pattern(q, k, bias, s: int, e: int) -> torch.Tensor:
+    """softmax(q[s:e] k[:e]ᵀ / √D + causal bias): queries [s, e) over the keys they can see.
+
+    q, k: (B·H, T, D); bias: (T, T). Returns (B·H, e-s, e).
+    """
+    scores = torch.baddbmm(
+        bias[s:e, :e].expand(q.shape[0], e - s, e),
+        q[:, s:e],
+        k[:, :e].transpose(1, 2),
+        alpha=1.0 / math.sqrt(q.shape[-1]),
+    )
+    return torch.softmax(scores, dim=-1)
 
 
 class _FusedCausalAttention(torch.autograd.Function):
@@ -101,13 +109,7 @@ class _FusedCausalAttention(torch.autograd.Function):
         patterns = []
         for s in range(0, T, size):
             e = min(s + size, T)  # queries [s, e) see keys [0, e)
-            scores = torch.baddbmm(
-                bias[s:e, :e].expand(B * H, e - s, e),
-                q[:, s:e],
-                k[:, :e].transpose(1, 2),
-                alpha=1.0 / math.sqrt(D),
-            )
-            pattern = torch.softmax(scores, dim=-1)  # (B·H, e-s, e)
+            pattern = _block_pattern(q, k, bias, s, e)  # (B·H, e-s, e)
             if e - s == T:
                 torch.bmm(pattern, v, out=z)
             else:
