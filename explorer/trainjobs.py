@@ -278,9 +278,9 @@ def _died(pid: int, rc: int) -> WorkerError:
     else:
         why = f"exit code {rc}"
     detail = (
-        f"The training process (pid {pid}) ended with {why} before it could report an error.\n"
-        "SIGKILL usually means the kernel's out-of-memory killer or a kill command; SIGSEGV or\n"
-        "SIGABRT a crash in native code. Whatever it printed is in the server's log (stderr).\n"
+        f"The training process (pid {pid}) ended with {why} before it could report an error. "
+        "SIGKILL usually means the kernel's out-of-memory killer or a kill command; SIGSEGV or "
+        "SIGABRT a crash in native code. Whatever it printed is in the server's log (stderr). "
         "The run's last checkpoint is intact: Resume continues from it."
     )
     return WorkerError(f"WorkerError: the training process ended unexpectedly ({why})", detail)

@@ -66,8 +66,13 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
         else:
             st.error(f"The run crashed: {lit(error)}")
         if job is not None and job.traceback:
-            with st.expander("Traceback"):
-                st.code(job.traceback, language=None)
+            # a Python traceback, or what the server knows of a process that died without one
+            python_tb = job.traceback.startswith("Traceback")
+            with st.expander("Traceback" if python_tb else "Details"):
+                if python_tb:
+                    st.code(job.traceback, language=None)
+                else:
+                    st.markdown(lit(job.traceback))
         if row["resumable"] and row["checkpoint"]:
             st.caption("Resume continues from its last checkpoint.")
     elif state == "diverged":

@@ -165,6 +165,8 @@ def test_a_killed_training_process_is_shown_as_crashed_and_resumes(page, tmp_pat
         text = error.first.inner_text()
         assert "The run crashed" in text and "ended unexpectedly (signal 9, SIGKILL)" in text, text
         page.get_by_text("Resume continues from its last checkpoint.").wait_for(timeout=10_000)
+        main.get_by_text("Details").click()  # no Python traceback: what may have killed it
+        page.get_by_text("out-of-memory killer", exact=False).wait_for(timeout=10_000)
         shot(page, "restart_worker_killed")
         assert page.locator("[data-testid='stException']").count() == 0
         meta = json.loads((run_dir / "run.json").read_text())
