@@ -37,7 +37,6 @@ from explorer.trainspec import (  # noqa: F401 - the page and tests use these th
 
 UPLOAD_FILE = "corpus.txt"
 BPE_BYTES = 2_000_000  # the BPE learns its merges on this prefix (as the CLI does)
-ACTIVE_STATUSES = ("queued", "running")
 NICE = 10  # niceness a training process adds to the server's (Linux); pages' reruns come first
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,7 +153,7 @@ def _submit(run_dir: Path, spec: TrainSpec, *, resume: bool, registry, threads: 
     reg = registry or jobs.registry()
     reg.submit(
         run_dir.name,
-        make_target(run_dir, spec, resume=resume, threads=threads),
+        make_target(run_dir, resume=resume, threads=threads),
         label=spec.label or run_dir.name,
         meta={"run_dir": str(run_dir), "resume": resume},
     )
@@ -210,9 +209,9 @@ def _worker_env() -> dict:
     return env
 
 
-def make_target(run_dir: Path, spec: TrainSpec, *, resume: bool = False, threads: int = 1):
+def make_target(run_dir: Path, *, resume: bool = False, threads: int = 1):
     """The callable the job registry runs in its thread: it starts the training process
-    (explorer/trainworker.py), relays its events and progress into the job, and turns a stop
+    (explorer/trainworker.py, which reads the run's spec from run.json), relays its events and progress into the job, and turns a stop
     into a "stop" line on the worker's stdin. The thread itself only waits on a pipe."""
 
     def target(ctx: jobs.JobContext):

@@ -29,6 +29,8 @@ import threading
 import traceback
 from pathlib import Path
 
+from explorer.jobs import describe_error
+
 EXIT_SERVER_GONE = 3
 
 
@@ -73,12 +75,6 @@ class Channel:
                     with contextlib.suppress(Exception):
                         fn()
         os._exit(EXIT_SERVER_GONE)
-
-
-def describe_error(exc: BaseException) -> str:
-    """The same one-line form as explorer.jobs.describe_error (kept import-light here)."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
 def train(run_dir: Path, ch: Channel, *, resume: bool, threads: int) -> dict:
@@ -145,23 +141,17 @@ def mark_interrupted(run_dir: Path, error: str, *, failed: bool) -> None:
             set_status(run_dir, "interrupted", error=error, failed=failed)
 
 
-def background(niceness: int) -> str:
+def background(niceness: int) -> None:
     """Put this process (and the threads it will start) behind everything else on the machine.
 
     Linux's SCHED_IDLE runs it only on CPU time no other task wants, so a student's rerun never
     waits for a training step; where that policy is missing, `niceness` is added instead.
-    Returns which of the two took effect ("idle", "nice" or "none"), for the log.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return "idle"
     except (AttributeError, OSError):
-        pass
-    if niceness:
         with contextlib.suppress(OSError, AttributeError):
             os.nice(niceness)
-            return "nice"
-    return "none"
 
 
 def main(argv: list[str] | None = None) -> int:
