@@ -110,10 +110,7 @@ class _FusedCausalAttention(torch.autograd.Function):
         for s in range(0, T, size):
             e = min(s + size, T)  # queries [s, e) see keys [0, e)
             pattern = _block_pattern(q, k, bias, s, e)  # (B·H, e-s, e)
-            if e - s == T:
-                torch.bmm(pattern, v, out=z)
-            else:
-                z[:, s:e] = pattern @ v[:, :e]
+            torch.bmm(pattern, v[:, :e], out=z[:, s:e])  # written in place, no copy
             patterns.append(pattern)
         ctx.save_for_backward(heads, *patterns)
         ctx.dims = (B, T, H, D, size)
@@ -126,24 +123,24 @@ class _FusedCausalAttention(torch.autograd.Function):
         q, k, v = heads.view(3, B * H, T, D).unbind(0)
         dzh = dz.view(B, T, H, D).transpose(1, 2).reshape(B * H, T, D)  # (B·H, T, D)
         scale = 1.0 / math.sqrt(D)
-        one = len(patterns) == 1
-        new = torch.empty if one else torch.zeros
-        dheads = new(3, B * H, T, D, dtype=heads.dtype, device=heads.device)
+        dheads = torch.empty(3, B * H, T, D, dtype=heads.dtype, device=heads.device)
         dq, dk, dv = dheads.unbind(0)
-        for pattern, s in zip(patterns, range(0, T, size)):
+        # last block first: it sees every key, so its products initialise dk and dv whole
+        # (beta=0 ignores the empty buffer); earlier blocks add into their key prefix in place
+        blocks = list(zip(patterns, range(0, T, size)))[::-1]
+        for i, (pattern, s) in enumerate(blocks):
             e = min(s + size, T)
             g = dzh[:, s:e]  # (B·H, e-s, D)
             dscores = torch._softmax_backward_data(
                 g @ v[:, :e].transpose(1, 2), pattern, -1, pattern.dtype
             )  # (B·H, e-s, e); zero where masked, as the pattern is
-            if one:  # write straight into the gradient buffer
-                torch.bmm(pattern.transpose(1, 2), g, out=dv)
-                torch.baddbmm(dq, dscores, k, beta=0, alpha=scale, out=dq)
-                torch.baddbmm(dk, dscores.transpose(1, 2), q, beta=0, alpha=scale, out=dk)
-            else:
-                dv[:, :e] += pattern.transpose(1, 2) @ g
-                dq[:, s:e] = (dscores @ k[:, :e]).mul_(scale)
-                dk[:, :e] += (dscores.transpose(1, 2) @ q[:, s:e]).mul_(scale)
+            beta = 0.0 if i == 0 else 1.0
+            torch.baddbmm(dv[:, :e], pattern.transpose(1, 2), g, beta=beta, out=dv[:, :e])
+            torch.baddbmm(dq[:, s:e], dscores, k[:, :e], beta=0.0, alpha=scale, out=dq[:, s:e])
+            torch.baddbmm(
+                dk[:, :e], dscores.transpose(1, 2), q[:, s:e], beta=beta, alpha=scale,
+                out=dk[:, :e],
+            )  # fmt: skip
         dqkv = dheads.view(3, B, H, T, D).permute(1, 3, 0, 2, 4).reshape(B, T, 3 * H * D)
         return dqkv, None, None
 

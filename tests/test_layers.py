@@ -133,7 +133,7 @@ def test_row_blocked_attention_equals_sdpa(T, blocks):
 
 
 @pytest.mark.parametrize("T", [1, 7, 40])
-@pytest.mark.parametrize("blocks", [1, 2, 3])
+@pytest.mark.parametrize("blocks", [1, 2, 3, 64])  # 64: one query row per block at T=40
 def test_fused_attention_from_qkv_equals_sdpa(T, blocks):
     from core.attention import fused_causal_attention
 

@@ -107,7 +107,7 @@ def train_rate(model, opt, batches, steps, autocast: bool, step_fn=None) -> list
     Our GPT is called as core.trainer.Trainer calls it, without logits (fused LM head + loss);
     the reference computes its full logits, as nanoGPT's forward does with targets."""
     rates = []
-    fwd = step_fn or model
+    fwd = model if step_fn is None else step_fn  # (a compiled module has no truth value)
     kw = {} if isinstance(model, RefGPT) else {"return_logits": False}
     for i in range(steps):
         x, y = batches[i % len(batches)]
