@@ -52,6 +52,26 @@ def test_fused_loss_and_grads_equal_torch_fp32(rows):
     assert (dx[::7] == 0).all()  # ignored rows get no gradient
 
 
+@pytest.mark.parametrize("keep_logits", [True, False])
+def test_fused_loss_in_fp64_keeps_double_precision(keep_logits):
+    """fp64 in, fp64 softmax and loss out (no rounding through fp32 anywhere)."""
+    x, w, t = (a.double() if a.is_floating_point() else a for a in _problem())
+
+    def ref(x, w):
+        logits = F.linear(x, w)
+        return F.cross_entropy(logits, t, ignore_index=-100), logits
+
+    def ours(x, w):
+        loss, logits = linear_cross_entropy(x, w, t, rows=64, keep_logits=keep_logits)
+        return loss, logits
+
+    r_loss, _, r_dx, r_dw = _grads(ref, x, w)
+    loss, _, dx, dw = _grads(ours, x, w)
+    assert loss.dtype == dx.dtype == dw.dtype == torch.float64
+    assert abs(loss.item() - r_loss.item()) < 1e-12
+    assert (dx - r_dx).abs().max() < 1e-12 and (dw - r_dw).abs().max() < 1e-12
+
+
 def test_fused_loss_under_bf16_autocast_matches_autocast_torch():
     x, w, t = _problem()
 
