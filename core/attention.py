@@ -148,8 +148,12 @@ class _FusedCausalAttention(torch.autograd.Function):
 def fused_causal_attention(qkv: torch.Tensor, n_heads: int, blocks: int = 2):
     """Causal attention from the fused projection qkv (B, T, 3C, laid out [q | k | v], heads
     contiguous) to z (B, T, C), without dropout or RoPE; `blocks` query row blocks (see
-    matmul_attention). Whole bf16 training step here: 1.5-2.5% faster than through autograd."""
-    return _FusedCausalAttention.apply(qkv, n_heads, blocks)
+    matmul_attention). Whole bf16 training step here: 1.5-2.5% faster than through autograd.
+
+    Runs in qkv's dtype with autocast off inside: CUDA autocast would run the softmax in fp32
+    and hand the bf16 products an fp32 pattern (CPU autocast leaves it alone)."""
+    with torch.autocast(qkv.device.type, enabled=False):
+        return _FusedCausalAttention.apply(qkv, n_heads, blocks)
 
 
 class CausalSelfAttention(nn.Module):
