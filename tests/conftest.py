@@ -34,3 +34,12 @@ def tiny_ids(tiny_config):
     """A (2, 16) batch of token ids, fixed by a local generator."""
     g = torch.Generator().manual_seed(1)
     return torch.randint(0, tiny_config.vocab_size, (2, 16), generator=g)
+
+
+@pytest.fixture
+def no_tf32():
+    """Full-precision fp32 matmuls on a GPU (the CUDA tests use it); the previous setting restored."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.checkpoint import save_checkpoint
-from core.config import preset
 from core.model import GPT
 from core.sample import main
 from core.sampling import (
@@ -23,6 +22,7 @@ from core.sampling import (
     stream,
     validate_sampling,
 )
+from tests import trainutil
 
 
 @pytest.mark.parametrize(
@@ -151,19 +151,8 @@ def test_stop_token_and_streaming(tiny_model):
 
 @pytest.mark.parametrize("enc", ["learned", "sinusoidal", "rope", "none"])
 def test_kv_cache_gives_the_same_greedy_ids_past_the_context(enc):
-    cfg = preset("tiny", pos_encoding=enc)
-    torch.manual_seed(0)
-    model = GPT(cfg)
-    # teach it a cycle of 13 random tokens so greedy ids are varied, not one repeated token
-    cycle = torch.randperm(128, generator=torch.Generator().manual_seed(0))[:13]
-    seq = cycle.repeat(6)[None, :33]
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        loss = model(seq[:, :-1], seq[:, 1:])[1]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model, cycle = trainutil.cycle_model(enc)  # greedy ids vary: not one repeated token
+    cfg = model.config
     prompt = cycle[:10].tolist()
     with_cache = generate(model, prompt, 100, temperature=0).ids
     without = generate(model, prompt, 100, temperature=0, use_cache=False).ids

@@ -25,6 +25,22 @@ def tiny_data():
     return tok, ids[:cut], ids[cut:]
 
 
+def cycle_model(pos_encoding: str = "learned") -> tuple[GPT, torch.Tensor]:
+    """A tiny GPT (context 32) taught a cycle of 13 random tokens, so that its greedy ids vary
+    instead of repeating one token; (model in eval mode, the cycle's ids)."""
+    torch.manual_seed(0)
+    model = GPT(preset("tiny", pos_encoding=pos_encoding))
+    cycle = torch.randperm(128, generator=torch.Generator().manual_seed(0))[:13]
+    seq = cycle.repeat(6)[None, :33]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = model(seq[:, :-1], seq[:, 1:])[1]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), cycle
+
+
 def tiny_model(vocab_size: int, seed: int = 0, **overrides) -> GPT:
     torch.manual_seed(seed)
     return GPT(preset("tiny", vocab_size=vocab_size, **overrides))
