@@ -196,8 +196,12 @@ class CausalSelfAttention(nn.Module):
 
     @staticmethod
     def _by_matmuls(x: torch.Tensor) -> bool:
-        """Training or 16-bit: attention by matmuls (fp32 forward + backward 23 vs 26 ms a layer
-        for SDPA's here, bf16 half the time); fp32 inference keeps SDPA (faster forward only)."""
+        """On the CPU, training or 16-bit: attention by matmuls (fp32 forward + backward 23 vs
+        26 ms a layer for SDPA's here, bf16 half the time); fp32 inference keeps SDPA (faster
+        forward only). On a GPU always SDPA, whose fused flash / memory-efficient kernels the
+        matmul route cannot approach (H100, bf16, batch 64: whole training step 1.4x faster)."""
+        if x.device.type != "cpu":
+            return False
         training = torch.is_grad_enabled() and x.requires_grad
         return training or x.dtype in (torch.bfloat16, torch.float16)
 

@@ -223,8 +223,15 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.T
 
     The same numbers as `F.linear` then `cross_entropy`, in the dtype autocast would use for
     the matmul (bf16 under CPU autocast, else x's dtype); the logits are differentiable too.
+    The fused path is the CPU's; on a GPU this is `F.linear` + `F.cross_entropy` (its fused
+    kernels win there, and the row loop's host syncs would stall the device).
     """
     dev = x.device.type
+    if dev != "cpu":  # GPUs: torch's own fused kernels, no per-block loop or host syncs
+        logits = F.linear(x, weight)  # (N, V), in autocast's dtype where it is on
+        valid = (targets != ignore_index).sum().clamp(min=1)  # all ignored: 0, as on the CPU
+        loss = F.cross_entropy(logits.float(), targets, ignore_index=ignore_index, reduction="sum")
+        return loss / valid, (logits if keep_logits else None)
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
     need_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     with torch.autocast(dev, enabled=False):

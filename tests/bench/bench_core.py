@@ -63,7 +63,7 @@ class RefGPT(torch.nn.Module):
     def forward(self, idx, targets):
         Bx, Tx = idx.shape
         H, C = self.cfg.n_heads, self.cfg.d_model
-        x = self.wte(idx) + self.wpe(torch.arange(Tx))
+        x = self.wte(idx) + self.wpe(torch.arange(Tx, device=idx.device))
         for blk in self.h:
             q, k, v = blk["c_attn"](blk["ln_1"](x)).split(C, dim=2)
             q, k, v = (t.view(Bx, Tx, H, C // H).transpose(1, 2) for t in (q, k, v))
