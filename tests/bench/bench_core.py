@@ -1,8 +1,9 @@
 """Core benchmarks; prints one JSON object. Run by hand: `python tests/bench/bench_core.py`.
 
 Fixed config: 4 layers, 4 heads, C=256, T=256, V=4096, batch 8, AdamW. Reports tokens/s of a full
-training step (forward, backward, AdamW) in fp32 and under bf16 autocast, with MFU against a
-matmul peak measured in the same run (interleaved with the steps, so machine noise hits both):
+training step (forward, backward, AdamW) in fp32 and under bf16 autocast, ours and a nanoGPT-style
+reference measured in turn in every round (`vs_reference`: the median of ours / reference over
+rounds, each pair back to back), with MFU against a matmul peak measured in the same rounds:
 `mfu` counts FLOPs with core.stats (causal attention: the keys each query sees), `mfu_palm` with
 6N + 12·L·T·C (PaLM/nanoGPT, attention unmasked), for our model and the reference alike;
 forward latency for 256 tokens at batch 1 without and with every probe; generation tokens/s
@@ -121,8 +122,8 @@ def train_rate(model, opt, batches, steps, autocast: bool, step_fn=None) -> list
     return rates
 
 
-def bench_training(cfg, autocast: bool, rounds: int, steps: int, compiled: bool = False,
-                   reference: bool = False) -> dict:  # fmt: skip
+def _setup(cfg, autocast: bool, compiled: bool = False, reference: bool = False) -> dict:
+    """A model, its AdamW, 4 fixed batches and its step function, warmed up (and compiled)."""
     torch.manual_seed(0)
     model = (RefGPT(cfg) if reference else GPT(cfg)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
@@ -132,32 +133,51 @@ def bench_training(cfg, autocast: bool, rounds: int, steps: int, compiled: bool 
          torch.randint(0, cfg.vocab_size, (B, T), generator=g))
         for _ in range(4)
     ]  # fmt: skip
-    step_fn, compile_s = None, None
+    setup = dict(model=model, opt=opt, batches=batches, autocast=autocast, step_fn=None,
+                 dtype=torch.bfloat16 if autocast else torch.float32, rates=[])  # fmt: skip
     if compiled:
         t = time.perf_counter()
-        step_fn = torch.compile(model)
-        train_rate(model, opt, batches, 2, autocast, step_fn)  # compiles forward and backward
-        compile_s = time.perf_counter() - t  # wall time, whatever the clock
-    train_rate(model, opt, batches, 3, autocast, step_fn)  # warm-up
-    dtype = torch.bfloat16 if autocast else torch.float32
-    peaks, rates = [], []
-    for _ in range(rounds):  # interleave: each round measures the peak, then some steps
-        peaks.append(matmul_peak(dtype))
-        rates.append(statistics.median(train_rate(model, opt, batches, steps, autocast, step_fn)))
-    peaks.append(matmul_peak(dtype))
+        setup["step_fn"] = torch.compile(model)
+        train_rate(model, opt, batches, 2, autocast, setup["step_fn"])  # compiles fwd and bwd
+        setup["compile_s"] = time.perf_counter() - t  # wall time, whatever the clock
+    train_rate(model, opt, batches, 3, autocast, setup["step_fn"])  # warm-up
+    return setup
+
+
+def bench_training(cfg, setups: dict[str, dict], rounds: int, steps: int) -> dict[str, dict]:
+    """Every setup measured in every round, one after another, each after a peak measurement
+    in its dtype: time-varying load on a shared machine hits all of them alike, and each
+    setup's MFU is against the best peak of its dtype over the whole run."""
+    peaks: dict[torch.dtype, list[float]] = {}
+    for _ in range(rounds):
+        for s in setups.values():
+            peaks.setdefault(s["dtype"], []).append(matmul_peak(s["dtype"]))
+            rate = train_rate(
+                s["model"], s["opt"], s["batches"], steps, s["autocast"], s["step_fn"]
+            )
+            s["rates"].append(statistics.median(rate))
+    for dtype, ps in peaks.items():
+        ps.append(matmul_peak(dtype))
     flops = flops_per_token(cfg, T)["train_step"]
-    best_rate, peak = max(rates), max(peaks)
-    out = {
-        "tokens_per_s": round(best_rate),
-        "tokens_per_s_median": round(statistics.median(rates)),
-        "peak_gflops": round(peak, 1),
-        "achieved_gflops": round(best_rate * flops / 1e9, 1),
-        "mfu": round(best_rate * flops / (peak * 1e9), 3),
-        "mfu_palm": round(best_rate * palm_flops_per_token(cfg, T) / (peak * 1e9), 3),
-    }
-    if compile_s is not None:
-        out["compile_s"] = round(compile_s, 1)
+    out = {}
+    for name, s in setups.items():
+        best_rate, peak = max(s["rates"]), max(peaks[s["dtype"]])
+        out[name] = {
+            "tokens_per_s": round(best_rate),
+            "tokens_per_s_median": round(statistics.median(s["rates"])),
+            "peak_gflops": round(peak, 1),
+            "achieved_gflops": round(best_rate * flops / 1e9, 1),
+            "mfu": round(best_rate * flops / (peak * 1e9), 3),
+            "mfu_palm": round(best_rate * palm_flops_per_token(cfg, T) / (peak * 1e9), 3),
+        }
+        if "compile_s" in s:
+            out[name]["compile_s"] = round(s["compile_s"], 1)
     return out
+
+
+def vs_reference(ours: dict, ref: dict) -> float:
+    """Median over rounds of ours / reference tokens/s, each pair measured back to back."""
+    return round(statistics.median(a / b for a, b in zip(ours["rates"], ref["rates"])), 3)
 
 
 def bench_forward(cfg, reps: int) -> dict:
@@ -307,17 +327,19 @@ def main(argv=None) -> int:
                  "keep_freed_memory": kept,
                  "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
     if args.only in (None, "train"):
-        res["train_fp32"] = bench_training(cfg, False, rounds, steps)
-        res["train_bf16"] = bench_training(cfg, True, rounds, steps)
-        res["reference_nanogpt_style_fp32"] = bench_training(
-            cfg, False, rounds, steps, reference=True
-        )
-        res["reference_nanogpt_style_bf16"] = bench_training(
-            cfg, True, rounds, steps, reference=True
-        )
+        setups = {
+            "train_fp32": _setup(cfg, False),
+            "train_bf16": _setup(cfg, True),
+            "reference_nanogpt_style_fp32": _setup(cfg, False, reference=True),
+            "reference_nanogpt_style_bf16": _setup(cfg, True, reference=True),
+        }
         if args.compile:
-            res["train_fp32_compiled"] = bench_training(cfg, False, rounds, steps, True)
-            res["train_bf16_compiled"] = bench_training(cfg, True, rounds, steps, True)
+            setups["train_fp32_compiled"] = _setup(cfg, False, compiled=True)
+            setups["train_bf16_compiled"] = _setup(cfg, True, compiled=True)
+        res.update(bench_training(cfg, setups, rounds, steps))
+        for dt in ("fp32", "bf16"):
+            ref = setups[f"reference_nanogpt_style_{dt}"]
+            res[f"train_{dt}"]["vs_reference"] = vs_reference(setups[f"train_{dt}"], ref)
     if args.only in (None, "forward"):
         res["forward_b1_t256"] = bench_forward(cfg, 10 if args.quick else 30)
     if args.only in (None, "generate"):
