@@ -137,19 +137,19 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
-    """LM head and mean cross-entropy without a logits-sized round trip: loss of x (N, C) @ wᵀ.
+    """LM head and mean cross-entropy in one (N, V) buffer: loss of x (N, C) @ wᵀ.
 
     Unfused, the head writes the (N, V) logits, the loss reads them back, keeps a softmax of
     the same size for backward, and backward scales it, scatters the one-hot and multiplies it
     twice — each pass a full trip through memory for the largest tensors of the step. Here one
-    matmul writes the logits straight into the buffer that becomes the gradient (one large
-    matmul beats blocks of rows here: 2-3 % of an fp32 step, ~1-2 % of a bf16 one), then each
-    block of `rows` rows is soft-maxed (fp32 at least) and turned in place into its gradient,
-    softmax - onehot in the compute dtype (rounded once), which backward multiplies by w and x
-    (two large matmuls, as unfused); the 1/count of the mean and the incoming gradient are
-    scalars, applied to those small results. Logits get their own buffer only when the caller
-    wants them (`keep_logits`); with neither logits nor gradient wanted (evaluation), the
-    matmul runs block by block and memory stays O(rows·V).
+    matmul writes the logits into the buffer that becomes the gradient (one large matmul beats
+    blocks of rows here: 2-3 % of an fp32 step, ~1-2 % of a bf16 one), then each block of
+    `rows` rows is soft-maxed (fp32 at least, in a block-sized temporary) and turned in place
+    into its gradient, softmax - onehot in the compute dtype (rounded once), which backward
+    multiplies by w and x (two large matmuls, as unfused); the 1/count of the mean and the
+    incoming gradient are scalars, applied to those small results. Logits get their own buffer
+    only when the caller wants them (`keep_logits`); with neither logits nor gradient wanted
+    (evaluation), the matmul runs block by block and memory stays O(rows·V).
     """
 
     @staticmethod
