@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +31,12 @@ def load_model(kind: str, path: str | None):
     Every failure becomes ModelUnavailable with a plain message (never a traceback in a page).
     """
     p = Path(path) if path else None
+    # pages name a model by what it is, never by the server's folders (a classroom sees them)
+    name = {"default": "The shipped model", "gpt2": "The local GPT-2 folder"}.get(
+        kind, f"The model {p.name}" if p else "The model"
+    )
     if kind != "gpt2" and (p is None or not p.exists()):
-        where = "assets/default" if kind == "default" else str(path)
+        where = "assets/default" if kind == "default" else (p.name if p else "this server")
         raise ModelUnavailable(
             f"No model at {where}. The shipped model has not been built yet or was removed; "
             "train one on the Train page or with `python -m core.train`."
@@ -41,7 +46,8 @@ def load_model(kind: str, path: str | None):
     except ModelUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure (bad file, missing module) -> message
-        raise ModelUnavailable(f"The model at {path} could not be loaded: {exc}") from exc
+        detail = str(exc).replace(f"{path}{os.sep}", "").replace(str(path), p.name if p else "")
+        raise ModelUnavailable(f"{name} could not be loaded: {detail}") from exc
 
 
 def _gpt2(path):

@@ -84,8 +84,8 @@ def save_upload(files: list[tuple[str, bytes]]) -> registry.ModelEntry:
     except Exception as exc:  # noqa: BLE001 - a hostile file must become a message
         shutil.rmtree(path, ignore_errors=True)  # refused uploads must not pile up on disk
         # the page names the user's own files, never the server's temp folder
-        msg = str(exc).replace(f"{path}{os.sep}", "")
-        msg = msg.replace(f"The model at {path} could not be loaded: ", "").replace(str(path), "")
+        msg = str(exc).split(" could not be loaded: ", 1)[-1]
+        msg = msg.replace(f"{path}{os.sep}", "").replace(str(path), "")
         raise ValueError(f"This upload is not a loadable checkpoint: {msg}") from exc
     name = next((n for n, _ in files), "checkpoint")
     return registry.ModelEntry(key, f"upload: {os.path.basename(name)[:40]}", "upload", str(path))

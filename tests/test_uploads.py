@@ -159,6 +159,26 @@ def test_empty_files(ckpt_files, upload_root):
     assert "not valid JSON" in refused(list(files.items()), "not a loadable checkpoint")
 
 
+@pytest.mark.parametrize("kind, says", [("default", "The shipped model"), ("run", "The model r1")])
+def test_a_broken_model_folder_is_named_not_located(ckpt_files, tmp_path, kind, says):
+    """A corrupt shipped model (GLASSBOX_DEFAULT) or run: the page names it, never the server's
+    folders (every student in a classroom sees the message)."""
+    from explorer import compute
+
+    folder = tmp_path / "srv" / "secret-place" / "r1"
+    folder.mkdir(parents=True)
+    for name, data in {**ckpt_files, "model.safetensors": b"\x07" * 64}.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(compute.ModelUnavailable) as err:
+        compute.load_model(kind, str(folder))
+    msg = str(err.value)
+    assert msg.startswith(f"{says} could not be loaded: ") and "safetensors" in msg
+    assert "secret-place" not in msg and str(tmp_path) not in msg
+    with pytest.raises(compute.ModelUnavailable) as err:
+        compute.load_model(kind, str(folder / "gone"))
+    assert "secret-place" not in str(err.value)
+
+
 def test_over_the_cap(ckpt_files, upload_root, monkeypatch):
     monkeypatch.setattr(loaders, "UPLOAD_MAX_BYTES", 1000)
     refused(list(ckpt_files.items()), "larger than 0 MiB|unpacks to more")
