@@ -83,9 +83,9 @@ def save_upload(files: list[tuple[str, bytes]]) -> registry.ModelEntry:
         compute.load_model("upload", str(path))
     except Exception as exc:  # noqa: BLE001 - a hostile file must become a message
         shutil.rmtree(path, ignore_errors=True)  # refused uploads must not pile up on disk
-        # the page names the user's own files, never the server's temp folder
-        msg = str(exc).split(" could not be loaded: ", 1)[-1]
-        msg = msg.replace(f"{path}{os.sep}", "").replace(str(path), "")
+        # compute.load_model already names the folder instead of locating it; to the user it
+        # is simply their upload
+        msg = str(exc).split(" could not be loaded: ", 1)[-1].replace(path.name, "the upload")
         raise ValueError(f"This upload is not a loadable checkpoint: {msg}") from exc
     name = next((n for n, _ in files), "checkpoint")
     return registry.ModelEntry(key, f"upload: {os.path.basename(name)[:40]}", "upload", str(path))

@@ -211,8 +211,9 @@ def _worker_env() -> dict:
 
 def make_target(run_dir: Path, *, resume: bool = False, threads: int = 1):
     """The callable the job registry runs in its thread: it starts the training process
-    (explorer/trainworker.py, which reads the run's spec from run.json), relays its events and progress into the job, and turns a stop
-    into a "stop" line on the worker's stdin. The thread itself only waits on a pipe."""
+    (explorer/trainworker.py, which reads the run's spec from run.json), relays its events and
+    progress into the job, and turns a stop into a "stop" line on the worker's stdin. The
+    thread itself only waits on a pipe."""
 
     def target(ctx: jobs.JobContext):
         cmd = [*WORKER_CMD, str(run_dir), "--threads", str(max(1, threads)), "--nice", str(NICE)]
