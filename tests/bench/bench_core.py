@@ -35,6 +35,7 @@ from core.model import GPT  # noqa: E402
 from core.probes import capture  # noqa: E402
 from core.sampling import generate  # noqa: E402
 from core.stats import flops_per_token  # noqa: E402
+from tests.bench.machine import describe_cpu  # noqa: E402
 
 B, T = 8, 256
 # the clock: wall time, or this process's CPU time (robust on a shared, oversubscribed machine
@@ -325,7 +326,7 @@ def main(argv=None) -> int:
                  "threads": threads, "clock": args.clock, "cpu_count": os.cpu_count(),
                  "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE") == "1",
                  "keep_freed_memory": kept,
-                 "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+                 "load_avg_1m": round(os.getloadavg()[0], 2), "cpu": describe_cpu()}  # fmt: skip
     if args.only in (None, "train"):
         setups = {
             "train_fp32": _setup(cfg, False),

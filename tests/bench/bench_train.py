@@ -30,6 +30,7 @@ from core.model import GPT  # noqa: E402
 from core.stats import flops_per_token as stats_flops_per_token  # noqa: E402
 from core.train_config import TrainConfig  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
+from tests.bench.machine import describe_cpu  # noqa: E402
 
 
 def peak_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
@@ -95,6 +96,7 @@ def main() -> None:
         "shape": "L4 H4 C256 T256 V4096 B8",
         "threads": torch.get_num_threads(),
         "compile": args.compile,
+        "cpu": describe_cpu(),
     }
     # the CPU is shared: the peak is the best of a measurement before and after the model runs
     peak = {"fp32": peak_gflops(torch.float32), "bf16": peak_gflops(torch.bfloat16)}
