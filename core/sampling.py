@@ -50,6 +50,13 @@ def validate_sampling(temperature, top_k, top_p, vocab_size) -> None:
             raise SamplingError(f"top_p must be in (0, 1], got {top_p}")
 
 
+def _scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits / temperature, shifted so that the largest is 0: the same softmax, but a tiny
+    positive temperature (1e-300) sends the others to -inf (greedy, ties shared) instead of
+    overflowing every logit to inf and the softmax to NaN."""
+    return (logits - logits.max()) / temperature
+
+
 def _final(logits: torch.Tensor, temperature: float, top_k, top_p, stages: dict | None = None):
     """The distribution generate() samples from, (V,) float64; fills `stages` when given."""
     logits = logits.detach().to("cpu", torch.float64)
@@ -58,13 +65,13 @@ def _final(logits: torch.Tensor, temperature: float, top_k, top_p, stages: dict 
     use_p = top_p is not None and top_p < 1.0
     if not (use_k or use_p or temperature == 0 or stages is not None):
         # the common case: no sort needed (and x / 1.0 == x, so skip that pass)
-        return torch.softmax(logits / temperature if temperature != 1 else logits, dim=0)
+        return torch.softmax(_scaled(logits, temperature) if temperature != 1 else logits, dim=0)
     order = torch.sort(logits, descending=True, stable=True).indices  # ties: lower id first
     if temperature == 0:
         temp = torch.zeros(V, dtype=torch.float64)
         temp[order[0]] = 1.0
     else:
-        temp = torch.softmax(logits / temperature, dim=0)
+        temp = torch.softmax(_scaled(logits, temperature), dim=0)
     kept_k = torch.ones(V, dtype=torch.bool)
     if use_k:
         kept_k = torch.zeros(V, dtype=torch.bool)

@@ -63,7 +63,7 @@ logit_arrays = st.lists(st.floats(-20, 20, allow_nan=False, width=32), min_size=
 @settings(max_examples=150, deadline=None)
 @given(
     logits=logit_arrays,
-    temperature=st.sampled_from([0.0, 0.1, 0.7, 1.0, 2.5]),
+    temperature=st.sampled_from([0.0, 5e-324, 1e-300, 0.1, 0.7, 1.0, 2.5, 1e300]),
     top_k=st.one_of(st.none(), st.integers(1, 40)),
     top_p=st.one_of(st.none(), st.floats(0.01, 1.0)),
 )
@@ -106,6 +106,18 @@ def test_stages_known_values():
     assert np.allclose(s.final, [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1]), 0, 0])
     cold = sampling_stages([1.0, 3.0, 2.0], temperature=0)
     assert cold.temperature.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_a_tiny_temperature_is_greedy_not_nan(tiny_model):
+    # logits / 1e-300 overflow to inf (softmax: NaN); shifted by the max they go to -inf
+    for t in (1e-300, 5e-324):
+        s = sampling_stages([1.0, 3.0, 2.0, 3.0 - 1e-9], temperature=t)
+        assert s.final.tolist() == [0.0, 1.0, 0.0, 0.0]
+        tie = sampling_stages([3.0, 1.0, 3.0], temperature=t)
+        assert tie.final.tolist() == [0.5, 0.0, 0.5]
+    greedy = generate(tiny_model, [1, 2, 3], 15, temperature=0)
+    tiny = generate(tiny_model, [1, 2, 3], 15, temperature=1e-300, seed=1)
+    assert tiny.ids == greedy.ids and all(s.prob == 1.0 for s in tiny.steps)
 
 
 def test_greedy_and_seeds(tiny_model):
