@@ -49,6 +49,8 @@ def config_from_hf(hf: dict, where="config.json") -> ModelConfig:
     for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
         if hf.get(flag):
             raise CheckpointError(f"{where}: {flag}=true is not supported")
+    if hf.get("scale_attn_weights", True) is False:  # scores not divided by √D: other logits
+        raise CheckpointError(f"{where}: scale_attn_weights=false is not supported")
     try:
         return ModelConfig(
             vocab_size=hf["vocab_size"], context_length=hf["n_positions"], d_model=hf["n_embd"],

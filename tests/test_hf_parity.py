@@ -79,6 +79,12 @@ def test_import_errors(tmp_path):
     (tmp_path / "hf" / "config.json").write_text(json.dumps({**cfg, "n_embd": 64}))
     with pytest.raises(CheckpointError, match="wrong shapes"):
         import_hf_gpt2(tmp_path / "hf")
+    # a GPT-2 variant whose weights fit but whose attention differs is refused, not misread
+    for flag, value in (("scale_attn_weights", False), ("scale_attn_by_inverse_layer_idx", True),
+                        ("reorder_and_upcast_attn", True), ("activation_function", "gelu")):  # fmt: skip
+        (tmp_path / "hf" / "config.json").write_text(json.dumps({**cfg, flag: value}))
+        with pytest.raises(CheckpointError, match=flag):
+            import_hf_gpt2(tmp_path / "hf")
 
 
 def test_hub_name_offline_is_a_plain_fast_message(tmp_path, monkeypatch):
