@@ -152,13 +152,17 @@ def _fsync_dir(path: Path) -> None:
 def git_commit(repo: str | Path | None = None) -> str | None:
     """The current commit hash (with '+dirty' when tracked files changed), or None."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:  # its output, or "" when git fails (no repository, no commit)
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        sha = git("rev-parse", "HEAD")
+        dirty = sha and git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
-    return sha or None
+    return (sha + ("+dirty" if dirty else "")) if sha else None
 
 
 def create_run(

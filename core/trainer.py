@@ -85,6 +85,8 @@ class Trainer:
         self.tokenizer = tokenizer
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.command = command
+        # provenance for the checkpoints: the code's commit ('+dirty' if edited), None outside git
+        self.commit = runs.git_commit() if self.run_dir is not None and dist.is_main else None
         self.subscribers: list[Subscriber] = list(subscribers or [])
         self.seq_len = config.seq_len or model.config.context_length
         if self.seq_len > model.config.context_length:
@@ -322,6 +324,7 @@ class Trainer:
             "tokens": self.tokens,
             "seed": self.cfg.seed,
             "command": self.command,
+            "commit": self.commit,
             "train_loss": self.last_eval.train_loss if self.last_eval else self.last_loss,
             "val_loss": self.last_eval.val_loss if self.last_eval else None,
         }

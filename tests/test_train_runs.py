@@ -100,3 +100,26 @@ def test_truncate_log_keeps_one_curve(tmp_path):
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs.truncate_log(p, 3)
     assert [r["step"] for r in read_log(p)] == [1, 2, 3]
+
+
+def test_git_commit_names_head_and_marks_edited_trees(tmp_path):
+    import subprocess
+
+    from core.runs import git_commit
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=tmp_path, check=True, capture_output=True, text=True).stdout  # fmt: skip
+
+    assert git_commit(tmp_path) is None  # not a repository
+    git("init", "-q")
+    assert git_commit(tmp_path) is None  # no commit yet
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-qm", "one")
+    head = git("rev-parse", "HEAD").strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == head + "+dirty"

@@ -6,6 +6,7 @@ import threading
 import pytest
 import torch
 
+from core.runs import git_commit
 from core.train_state import param_groups
 from core.trainer import Trainer
 from tests.trainutil import losses, tiny_cfg, tiny_data, tiny_model
@@ -110,7 +111,9 @@ def test_stop_from_another_thread_checkpoints_and_reports_stopped(tmp_path):
     assert not t.is_alive()
     info = load_run(tmp_path / "run")
     assert info.status == "stopped" and info.step == trainer.step < 10_000
-    assert load_checkpoint(tmp_path / "run").meta["step"] == trainer.step
+    meta = load_checkpoint(tmp_path / "run").meta
+    assert meta["step"] == trainer.step and meta["seed"] == trainer.cfg.seed
+    assert meta["commit"] == git_commit() and meta["commit"]  # this repository's HEAD
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
