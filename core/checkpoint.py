@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from core.config import ConfigError, ModelConfig
 from core.model import GPT
+from core.runs import replaced_checkpoint
 
 FORMAT = "glassbox-gpt/1"
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
@@ -100,7 +101,9 @@ def save_checkpoint(path, model: GPT, *, tokenizer=None, meta: dict | None = Non
                     overwrite: bool = False) -> Path:  # fmt: skip
     """Write a checkpoint directory at `path` atomically and return it.
 
-    `path` must not exist unless overwrite=True (then the old one is replaced in one rename).
+    `path` must not exist unless overwrite=True: then the old one is renamed aside and the new
+    one into place (a kill between the two leaves the old one beside the missing path, where
+    loading and core.runs.latest_checkpoint find it: core.runs.replaced_checkpoint).
     tokenizer: any object with `save(path)` and `content_hash`. meta: JSON-able provenance
     (command, seed, commit, step, losses ...). extra_*: the trainer's state.
     """
@@ -163,8 +166,12 @@ def resolve_checkpoint(path) -> Path:
             name = latest.read_text(encoding="utf-8").strip()
             for base in (latest.parent, p):
                 target = (base / name).resolve()
-                if target.is_relative_to(p.resolve()) and (target / CONFIG).is_file():
+                if not target.is_relative_to(p.resolve()):
+                    continue
+                if (target / CONFIG).is_file():
                     return target
+                if name and not target.exists() and (old := replaced_checkpoint(target)):
+                    return old  # a replace of it was killed between its two renames
             raise CheckpointError(f"{latest} points to {name!r}, which is not a checkpoint here")
     raise CheckpointError(
         f"{p} is not a checkpoint (no {CONFIG}) and not a run directory (no LATEST file)"

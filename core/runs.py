@@ -234,8 +234,23 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     if not latest.exists():
         return None
     name = latest.read_text(encoding="utf-8").strip()
+    if not name:
+        return None
     target = ckpt / name
-    return target if name and target.is_dir() else None
+    return target if target.is_dir() else replaced_checkpoint(target)
+
+
+def replaced_checkpoint(path: Path) -> Path | None:
+    """Where the checkpoint at `path` is while a replace of it is under way, or was killed.
+
+    core.checkpoint.save_checkpoint(overwrite=True) renames the old directory aside to
+    `.NAME.old-*`, then the new one into place: between the two renames (a kill there, or a
+    reader at that moment) `path` is missing and the old checkpoint, complete, sits beside it.
+    Readers take it from there; nothing is moved (a live writer's second rename would fail),
+    and the next save of the run removes it. None when there is no such directory.
+    """
+    olds = [p for p in path.parent.glob(f".{path.name}.old-*") if (p / "config.json").is_file()]
+    return max(olds, key=lambda p: p.stat().st_mtime) if olds else None
 
 
 def mark_latest(run_dir: str | Path, ckpt_path: Path, keep: int = 2) -> None:

@@ -169,3 +169,37 @@ def test_pt_files_load_weights_only(tmp_path, tiny_model, tiny_config):
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_replace_killed_between_its_renames_still_leaves_a_checkpoint(
+    tmp_path, tiny_model, monkeypatch
+):
+    """overwrite=True renames the old directory aside, then the new one in: a kill between the
+    two leaves the old one, complete, beside the missing path; readers find it there."""
+    from core import checkpoint, runs
+
+    run = tmp_path / "run"
+    path = run / "ckpt" / "step_000100"
+    save_checkpoint(path, tiny_model, meta={"step": 100, "v": "old"})
+    runs.mark_latest(run, path)
+    real_rename, calls = os.rename, []
+
+    def killed_at_second_rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise SystemExit("killed")  # what a SIGTERM handler would raise; not an OSError
+        real_rename(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "rename", killed_at_second_rename)
+    with pytest.raises(SystemExit):
+        save_checkpoint(path, tiny_model, meta={"step": 100, "v": "new"}, overwrite=True)
+    monkeypatch.setattr(checkpoint.os, "rename", real_rename)
+    assert not path.exists()
+    assert runs.latest_checkpoint(run).name.startswith(".step_000100.old-")
+    assert load_checkpoint(run).meta == {"step": 100, "v": "old"}
+    assert load_checkpoint(run / "ckpt").meta["v"] == "old"
+    # the next save puts a checkpoint back in place and the leftover goes
+    save_checkpoint(path, tiny_model, meta={"step": 100, "v": "again"}, overwrite=True)
+    runs.mark_latest(run, path)
+    assert load_checkpoint(run).meta["v"] == "again"
+    assert sorted(p.name for p in (run / "ckpt").iterdir()) == ["LATEST", "step_000100"]
