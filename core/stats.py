@@ -72,22 +72,40 @@ def flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> dict[str, f
 
 
 def memory_estimate(cfg: ModelConfig, batch: int, seq_len: int | None = None,
-                    dtype: str = "fp32") -> dict[str, int]:  # fmt: skip
-    """Bytes for training: fp32 weights, grads and AdamW moments, plus the activations saved
-    for backward at this batch and sequence length (dtype "bf16" = autocast activations)."""
+                    dtype: str = "fp32", device: str = "cpu") -> dict[str, int]:  # fmt: skip
+    """Bytes for training: fp32 weights, grads and AdamW moments, plus what the forward saves
+    for backward at this batch and sequence length (dtype "bf16" = autocast activations).
+
+    Counted as core.model runs on `device` (a test holds it within 5% of the tensors autograd
+    saves on the CPU, for every variant): per block and token, the two norms' fp32 inputs
+    (RMSNorm, unfused in torch, also keeps its normalised input), each matmul's input (norm
+    outputs, z, the MLP hidden after the non-linearity), the MLP hidden before it (not for
+    ReLU, whose backward reads its output; SwiGLU: gate and up, silu(gate) too), q, k, v, and
+    the softmax patterns: 3/4 of the T×T square per head on the CPU (two query row blocks,
+    core.attention), a log-sum-exp per head elsewhere (flash kernels); then the final norm's
+    input and output, and the loss: one (N, V) gradient buffer fused on the CPU
+    (core.layers.linear_cross_entropy), the logits plus their fp32 copy elsewhere. Under bf16
+    autocast the bf16 copies of the matmul weights are saved too, once, whatever the batch.
+    """
     if dtype not in _BYTES:
         raise ValueError(f"dtype must be one of {', '.join(_BYTES)}, got {dtype!r}")
     T = seq_len or cfg.context_length
     N = param_counts(cfg)["total"]
     a = _BYTES[dtype]
-    C, V, F, L = cfg.d_model, cfg.vocab_size, cfg.ff_dim, cfg.n_layers
-    fc_out = 2 * F if cfg.activation == "swiglu" else F
-    # per block, per token: residual + normed input for each half (4C), q,k,v (3C), attention
-    # output (C), MLP hidden before and after the activation (fc_out + F); the fused attention
-    # kernel keeps only a log-sum-exp per head instead of the (T, T) pattern
-    per_block = (8 * C + fc_out + F) * a + cfg.n_heads * 4
-    head = 2 * C * a + V * a + V * 4  # final norm, logits, fp32 log-softmax in the loss
+    C, V, F, L, H = cfg.d_model, cfg.vocab_size, cfg.ff_dim, cfg.n_layers, cfg.n_heads
+    norms = 2 * C * 4 * (2 if cfg.norm == "rmsnorm" else 1)  # fp32 inputs (+ normalised)
+    # the MLP hidden: gate and up, silu(gate), the product | pre and post GELU | ReLU's output
+    # (what its backward reads is what the projection reads)
+    mlp = {"swiglu": 4 * F, "gelu": 2 * F}.get(cfg.activation, F)
+    half = -(-T // 2)  # query rows per block; block i sees the keys [0, end of block i)
+    patterns = H * (half * half + (T - half) * T) / T if device == "cpu" else H * 4 / a
+    per_block = norms + (6 * C + mlp + patterns) * a  # 6C: 2 norm outputs, q, k, v, z
+    head = C * 4 + C * a + V * a  # final norm input (fp32), its output, the loss's gradient
+    if device != "cpu":  # F.linear + F.cross_entropy: the logits and their fp32 copy
+        head += V * 4
     acts = batch * T * (L * per_block + head)
+    if a < 4:  # autocast's bf16 weight copies, saved by every matmul that used one
+        acts += a * (L * (4 * C * C + (3 if cfg.activation == "swiglu" else 2) * C * F) + V * C)
     out = {"weights": 4 * N, "grads": 4 * N, "adamw": 8 * N, "activations": int(acts)}
     out["total"] = sum(out.values())
     return out

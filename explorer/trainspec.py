@@ -130,12 +130,14 @@ def estimate(spec: TrainSpec, runs_root: str | Path | None = None) -> dict:
     from core import stats
     from core.config import ModelConfig
     from core.train_config import TrainConfig
+    from core.train_state import resolve_device
 
     cfg = ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
     tc = TrainConfig.from_dict(spec.train)
     seq = tc.seq_len or cfg.context_length
     micro = tc.micro_batch(1)
-    mem = stats.memory_estimate(cfg, micro, seq, dtype=tc.dtype)
+    mem = stats.memory_estimate(cfg, micro, seq, dtype=tc.dtype,
+                                device=resolve_device(tc.device).type)  # fmt: skip
     fwd = _forward_flops(stats.flops_per_token(cfg, seq))
     factor, basis = calibration(runs_root, tc.dtype)
     per_step = step_seconds(cfg, tc) * factor

@@ -66,6 +66,42 @@ def test_flops_match_the_flop_counter():
     assert ours["train_step"] == 3 * ours["forward"]
 
 
+def _saved_bytes(model, batch, T, bf16):
+    """Bytes of the tensors autograd saves for backward in one training forward (parameters
+    excluded; views of one storage counted once)."""
+    storages, params = {}, {p.untyped_storage().data_ptr() for p in model.parameters()}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randint(0, model.config.vocab_size, (batch, T), generator=g) for _ in "xy")
+    with (
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16),
+    ):
+        model(x, y, return_logits=False)
+    return sum(n for ptr, n in storages.items() if ptr not in params)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(), dict(activation="swiglu"), dict(activation="relu", bias=False),
+     dict(norm="rmsnorm", norm_position="post"), dict(pos_encoding="rope", tie_embeddings=False),
+     dict(pos_encoding="none", norm_position="post")],
+    ids=lambda o: "-".join(f"{v}" for v in o.values()) or "default",
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_memory_estimate_matches_what_autograd_saves(overrides, dtype):
+    cfg = preset("tiny", context_length=96, **overrides)
+    model = GPT(cfg).train()
+    for batch, T in ((3, 96), (2, 41)):  # odd T: uneven attention row blocks
+        got = _saved_bytes(model, batch, T, dtype == "bf16")
+        est = memory_estimate(cfg, batch, T, dtype=dtype)["activations"]
+        assert abs(est - got) <= 0.05 * got, (batch, T, est, got)
+
+
 def test_memory_estimate():
     cfg = preset("small")
     n = GPT(cfg).num_params()
