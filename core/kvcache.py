@@ -144,8 +144,10 @@ def _prepared_numpy(model):
 
 def _prepared(model, kind: str = "torch"):
     """Per-layer step functions (kind "torch") or numpy arrays (kind "numpy") over prepared
-    weight copies, cached per model while its parameters are unchanged (an optimizer step
-    bumps their version and invalidates it)."""
+    weight copies, cached per model while its parameters are unchanged (an in-place update
+    bumps their autograd version and invalidates it; torch's fused AdamW does not, so code
+    that steps one must bump it itself: torch.autograd.graph.increment_version, as
+    core.trainer does)."""
     stamp = (kind, tuple((id(p), p._version, p.dtype) for p in model.parameters()))
     with _PREPARED_LOCK:
         hit = _PREPARED.get(model, {}).get(kind)

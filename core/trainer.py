@@ -231,6 +231,9 @@ class Trainer:
         if telemetry:
             before = [[p.detach().clone() for p in ps] for ps in block_params(self.model)]
         self.optimizer.step()
+        # the fused AdamW kernel writes the weights without bumping their autograd version,
+        # which is how weight copies cached for decoding (core.kvcache) see a change: bump it
+        torch.autograd.graph.increment_version(list(self.model.parameters()))
         self.optimizer.zero_grad(set_to_none=True)
         ratios = None
         if before is not None:

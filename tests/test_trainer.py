@@ -172,3 +172,21 @@ def test_repeat_fraction_makes_periodic_windows():
         assert torch.equal(row[:p], r[:p]) and torch.equal(row[p:], row[: len(row) - p])
     plain = Trainer(tiny_model(tok.vocab_size), tr, va, tiny_cfg(batch_size=4))
     assert (plain._global_batch()[1] == 0).all() and plain._global_batch()[2] is None
+
+
+def test_generation_between_steps_sees_the_new_weights():
+    """Decoding caches weight copies until the parameters' version changes; the fused AdamW
+    step changes them without bumping it, so a sample taken during training came from the
+    weights of the first sample (found by review: step-20 samples from step-10 weights)."""
+    from core.sampling import generate
+
+    tok, tr, va = tiny_data()
+    trainer = Trainer(tiny_model(tok.vocab_size), tr, va, tiny_cfg(lr=3e-2, eval_every=0))
+    model, prompt = trainer.model, tok.encode("the ")
+    for _ in range(3):
+        model.eval()
+        cached = generate(model, prompt, 12, temperature=0).ids
+        assert cached == generate(model, prompt, 12, temperature=0, use_cache=False).ids
+        model.train()
+        for _ in range(3):
+            trainer.train_step()
