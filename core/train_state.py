@@ -115,7 +115,13 @@ def unpack_state(trainer, tensors: dict[str, torch.Tensor], extra: dict) -> None
             state.setdefault(int(idx), {})[k] = v
     for idx, sc in extra.get("optim_scalars", {}).items():
         state.setdefault(int(idx), {}).update(sc)
+    # the moments come from the checkpoint; weight decay, betas and eps from this run's config
+    # (load_state_dict would bring back the old run's, while run.json records the new ones)
+    current = [{k: g[k] for k in ("weight_decay", "betas", "eps")}
+               for g in trainer.optimizer.param_groups]  # fmt: skip
     trainer.optimizer.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
+    for group, hyper in zip(trainer.optimizer.param_groups, current):
+        group.update(hyper)
     torch.set_rng_state(tensors["rng.torch"])
     trainer.data_gen.set_state(tensors["rng.data"])
     if "rng.cuda" in tensors and trainer.device.type == "cuda":

@@ -51,3 +51,19 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path):
 
 
 # kill -9 at random moments (12 times, through the CLI and --resume): tests/test_faults_kill.py
+
+
+def test_resume_takes_optimizer_settings_from_the_new_config(tmp_path):
+    """Moments and step come from the checkpoint; weight decay, betas and eps from the config
+    of the run that resumes (run.json records that one)."""
+    tok, tr, va = tiny_data()
+    run = tmp_path / "r"
+    old = tiny_cfg(max_steps=2, ckpt_every=2, eval_every=0, weight_decay=0.1, beta2=0.95)
+    Trainer(tiny_model(tok.vocab_size), tr, va, old, tokenizer=tok, run_dir=run).run()
+    new = tiny_cfg(max_steps=4, ckpt_every=2, eval_every=0, weight_decay=0.0, beta2=0.99, eps=1e-6)
+    again = Trainer(tiny_model(tok.vocab_size), tr, va, new, tokenizer=tok, run_dir=run)
+    again.resume(run)
+    assert again.step == 2 and again.optimizer.state  # the moments did come back
+    for group in again.optimizer.param_groups:
+        assert group["weight_decay"] == 0.0 and group["betas"] == (0.9, 0.99)
+        assert group["eps"] == 1e-6
