@@ -82,27 +82,36 @@ class TimelapseRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer = tokenizer
         self.n_layers = model_config.n_layers
+        text = train_cfg.timelapse_text or DEFAULT_PROBE
+        ids = tokenizer.encode(text)[: min(MAX_PROBE_TOKENS, model_config.context_length)]
+        self._fresh = {
+            "format": FORMAT,
+            "probe_text": tokenizer.decode(ids),
+            "probe_ids": ids,
+            "probe_labels": [tokenizer.token_label(i) for i in ids],
+            "score_names": list(SCORE_NAMES),
+            "sample_prompt": train_cfg.sample_prompt,
+            "frames": [],
+        }
         index_path = self.folder / "index.json"
+        self.index = self._new_index()
         if index_path.exists():
-            self.index = json.loads(index_path.read_text(encoding="utf-8"))
-        else:
-            text = train_cfg.timelapse_text or DEFAULT_PROBE
-            limit = min(MAX_PROBE_TOKENS, model_config.context_length)
-            ids = tokenizer.encode(text)[:limit]
-            self.index = {
-                "format": FORMAT,
-                "probe_text": tokenizer.decode(ids),
-                "probe_ids": ids,
-                "probe_labels": [tokenizer.token_label(i) for i in ids],
-                "score_names": list(SCORE_NAMES),
-                "sample_prompt": train_cfg.sample_prompt,
-                "frames": [],
-            }
+            old = json.loads(index_path.read_text(encoding="utf-8"))
+            # a resumed run keeps its frames; another run's probe (another tokenizer, context
+            # or probe text: it could be too long for this model) is not reused
+            if old.get("frames") and old.get("probe_ids") == ids:
+                self.index = old
+            else:
+                for f in old.get("frames", []):  # frames of another probe: not comparable
+                    (self.folder / Path(f["file"]).name).unlink(missing_ok=True)
         self._prev_map = None
         if self.index["frames"]:
             last = self.index["frames"][-1]["file"]
             with np.load(self.folder / last) as z:
                 self._prev_map = z["embedding"].astype(np.float64)
+
+    def _new_index(self) -> dict:
+        return {**self._fresh, "frames": []}
 
     @property
     def steps(self) -> list[int]:
@@ -114,6 +123,8 @@ class TimelapseRecorder:
         for f in self.index["frames"][len(keep) :]:
             (self.folder / f["file"]).unlink(missing_ok=True)
         self.index["frames"] = keep
+        if not keep:  # nothing left of the old run: this run's probe and prompt from now on
+            self.index = self._new_index()
         write_json_atomic(self.folder / "index.json", self.index)
         self._prev_map = None
         if keep:

@@ -372,8 +372,9 @@ class Trainer:
                 seed=cfg.seed,
                 world_size=self.dist.world_size,
             )
-            if self.tokenizer is not None and not (self.run_dir / "tokenizer.json").exists():
-                self.tokenizer.save(self.run_dir / "tokenizer.json")
+            tok_file = self.run_dir / "tokenizer.json"
+            if self.tokenizer is not None and (not self._resumed or not tok_file.exists()):
+                self.tokenizer.save(tok_file)  # a fresh run's own, not an earlier run's
             if not self._resumed and self.step == 0:
                 # starting from scratch where a killed attempt left no checkpoint: its events
                 # and frames go, so the log holds one curve (resume() truncates the same way)

@@ -72,3 +72,28 @@ def test_formed_at_and_missing_timelapse(tmp_path):
     assert tl.formed_at("induction") == 20 and tl.formed_at("previous_token") is None
     with pytest.raises(FileNotFoundError, match="time-lapse"):
         load_timelapse(tmp_path)
+
+
+def test_a_fresh_run_in_an_old_folder_gets_its_own_probe(tmp_path):
+    """A new run where an earlier one (longer context) left frames: the old probe was kept and
+    was too long for the new model (ValueError at the first frame). Found by a review."""
+    tok, tr, va = tiny_data()
+    cfg = tiny_cfg(max_steps=2, eval_every=0, ckpt_every=0, timelapse_steps=[0, 2])
+    Trainer(tiny_model(tok.vocab_size), tr, va, cfg, tokenizer=tok, run_dir=tmp_path).run()
+    first = load_timelapse(tmp_path)
+    assert len(first.probe_ids) > 16
+    short = tiny_model(tok.vocab_size, context_length=16)
+    cfg16 = tiny_cfg(max_steps=2, eval_every=0, ckpt_every=0, timelapse_steps=[0, 2], seq_len=16)
+    Trainer(short, tr, va, cfg16, tokenizer=tok, run_dir=tmp_path).run()
+    second = load_timelapse(tmp_path)
+    assert second.steps.tolist() == [0, 2] and len(second.probe_ids) == 16
+    assert second.probe_ids == first.probe_ids[:16]
+    assert second.attention.shape[-1] == 16
+    # and the run folder names the tokenizer this run used, not the earlier run's
+    from core.tokenizer import CharTokenizer, load_tokenizer
+
+    chars = CharTokenizer(tok.decode(list(tr[:2000])))
+    ids = np.array(chars.encode(tok.decode(list(tr[:4000]))), dtype=np.int64)
+    third = tiny_model(chars.vocab_size)
+    Trainer(third, ids[:3000], ids[3000:], cfg, tokenizer=chars, run_dir=tmp_path).run()
+    assert load_tokenizer(tmp_path / "tokenizer.json").content_hash == chars.content_hash
