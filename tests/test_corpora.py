@@ -153,6 +153,10 @@ def test_load_corpus():
     assert load_corpus("tinytales", 5000, seed=3) == tinytales.generate(5000, seed=3)
     with pytest.raises(CorpusError, match="unknown corpus"):
         load_corpus("shakespeare")
+    for name in ("tinytales", "pyprose"):  # pyprose gave "" (found by a review)
+        for n in (0, -5):
+            with pytest.raises(CorpusError, match="positive"):
+                load_corpus(name, n)
 
 
 def test_read_user_text(tmp_path):

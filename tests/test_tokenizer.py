@@ -221,3 +221,6 @@ def test_lone_surrogates_become_replacement_chars_in_both_encoders(tok):
     the Python encoder (the only strings for which decode(encode(x)) != x)."""
     text = "a\ud800b\udfffc"
     assert explain.encode(tok, text) == tok.encode(text) == tok.encode("a\ufffdb\ufffdc")
+    # and training on such text treats it the same way (it raised UnicodeEncodeError)
+    trained = train_bpe("hello wor\ud800ld " * 20, 280)
+    assert trained.encode("wor\ud800ld") == trained.encode("wor\ufffdld")

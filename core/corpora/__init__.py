@@ -32,10 +32,10 @@ TINYTALES_DEFAULT_BYTES = 1_000_000
 
 def load_corpus(name: str, n_bytes: int | None = None, seed: int = 0) -> str:
     """A built-in corpus by name. n_bytes=None: 1 MB of TinyTales, or pyprose's topics."""
+    if n_bytes is not None and int(n_bytes) <= 0:
+        raise CorpusError("n_bytes must be positive")
     if name == "tinytales":
         n = TINYTALES_DEFAULT_BYTES if n_bytes is None else int(n_bytes)
-        if n <= 0:
-            raise CorpusError("n_bytes must be positive")
         return tinytales.generate(n, seed=seed)
     if name == "pyprose":
         try:

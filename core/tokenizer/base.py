@@ -37,6 +37,15 @@ class Tokenizer(Protocol):
     def content_hash(self) -> str: ...
 
 
+def clean_text(text: str) -> str:
+    """Lone surrogates cannot be UTF-8 encoded; tiktoken replaces them with U+FFFD, so do we."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def bytes_label(b: bytes) -> str:
     """Readable text for a token's bytes: valid UTF-8 as text, other bytes as <0xNN>."""
     out: list[str] = []

@@ -30,6 +30,8 @@ from heapq import heapify, heappop, heappush
 
 import regex
 
+from .base import clean_text
+
 KEY = 1 << 20  # ids must stay below this: a vocabulary of up to ~1M tokens
 SPACE = KEY * KEY  # pair keys are < SPACE, so -count * SPACE + pair orders by (count, pair)
 
@@ -49,6 +51,7 @@ def count_pretokens(text: str, pattern: str, special_tokens: Iterable[str] = ())
     """
     pat = regex.compile(pattern)
     splitter = special_splitter(special_tokens)
+    text = clean_text(text)  # a lone surrogate becomes U+FFFD, as encode() treats it
     pieces = splitter.split(text) if splitter else [text]
     counts: Counter[str] = Counter()
     for piece in pieces:

@@ -20,22 +20,13 @@ from collections.abc import Sequence
 
 import regex
 
-from .base import bytes_label
+from .base import bytes_label, clean_text
 from .bpe_train import find_chunks, special_splitter
-
-
-def _clean(text: str) -> str:
-    """Lone surrogates cannot be UTF-8 encoded; tiktoken replaces them with U+FFFD, so do we."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 def chunks(tok, text: str) -> list[tuple[str, bool]]:
     """Pre-tokenise: [(chunk text, is_special)], specials cut out first, then the regex."""
-    text = _clean(text)
+    text = clean_text(text)
     pat = regex.compile(tok.pattern)
     splitter = special_splitter(tok.special_tokens)
     out: list[tuple[str, bool]] = []
