@@ -101,7 +101,13 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     t = {k[2:]: v for k, v in vars(args).items() if k.startswith("t_") and v is not None}
     if args.vocab_size is not None:
         m["vocab_size"] = args.vocab_size
-    return preset(args.preset, **m), TrainConfig(**t)
+    model_cfg, train_cfg = preset(args.preset, **m), TrainConfig(**t)
+    if train_cfg.seq_len and train_cfg.seq_len > model_cfg.context_length:
+        raise ValueError(
+            f"seq_len={train_cfg.seq_len} exceeds the model's context_length="
+            f"{model_cfg.context_length}"
+        )
+    return model_cfg, train_cfg
 
 
 def load_text(args) -> str:
@@ -224,17 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     dist = D.init(resolve_device(train_cfg.device))
     from core.data import encode_corpus, split_train_val
 
-    text = load_text(args)
-    tok = get_tokenizer(args, text, model_cfg.vocab_size, out, dist)
-    model_cfg = model_cfg.replace(vocab_size=tok.vocab_size)
-    ids = encode_corpus(tok, text)
-    train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
-    torch.manual_seed(train_cfg.seed)
-    model = GPT(model_cfg)
     command = "python -m core.train " + shlex.join(argv)
-    trainer = Trainer(
-        model, train_ids, val_ids, train_cfg, tokenizer=tok, run_dir=out, dist=dist, command=command
-    )
+    try:  # bad input (a missing text, a corpus too small, a broken tokenizer): one sentence
+        text = load_text(args)
+        tok = get_tokenizer(args, text, model_cfg.vocab_size, out, dist)
+        model_cfg = model_cfg.replace(vocab_size=tok.vocab_size)
+        ids = encode_corpus(tok, text)
+        train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
+        torch.manual_seed(train_cfg.seed)
+        model = GPT(model_cfg)
+        trainer = Trainer(model, train_ids, val_ids, train_cfg, tokenizer=tok, run_dir=out,
+                          dist=dist, command=command)  # fmt: skip
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if dist.is_main:
         import hashlib
 

@@ -42,6 +42,19 @@ def test_cli_bad_value_names_the_field(capsys, tmp_path):
     assert "dtype" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--corpus-bytes", "0"], "n_bytes must be positive"),
+     (["--text", "/nonexistent/corpus.txt"], "does not exist"),
+     (["--seq-len", "512", "--context-length", "64"], "exceeds the model's context_length"),
+     (["--corpus-bytes", "3000", "--seq-len", "256", "--vocab-size", "300"], "need more than")],
+)  # fmt: skip
+def test_cli_bad_input_is_one_sentence_not_a_traceback(argv, message, capsys, tmp_path):
+    assert main(["--out", str(tmp_path / "run"), "--max-steps", "2", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
     import os
