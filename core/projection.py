@@ -317,12 +317,17 @@ def load_maps(
     if digest is not None and index.get("matrix_hash") != digest:
         return {}
     out = {}
-    for method, meta in index.get("maps", {}).items():
-        try:
-            xy = np.load(folder / meta["file"])
-        except (OSError, ValueError, KeyError):
+    try:
+        rows = int(index["shape"][0])
+        maps = dict(index.get("maps", {}))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return {}
+    for method, meta in maps.items():
+        try:  # the file's name only: an index cannot point outside maps/
+            xy = np.load(folder / Path(str(meta["file"])).name)
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if xy.ndim == 2 and xy.shape[1] == 2 and xy.shape[0] == index["shape"][0]:
+        if xy.ndim == 2 and xy.shape[1] == 2 and xy.shape[0] == rows:
             out[method] = xy.astype(np.float32)
     return out
 

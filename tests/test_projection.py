@@ -54,6 +54,15 @@ def test_precompute_and_load_maps(tmp_path):
     assert set(maps) == {"pca"} and maps["pca"].shape == (64, 2)
     assert P.load_maps(tmp_path, m + 1) == {}  # stale: another model's table
     assert P.load_maps(tmp_path / "nowhere") == {} and P.load_maps(None) == {}
+    # a hand-made index never reads outside maps/ and a broken one means no maps
+    outside = tmp_path / "secret.npy"
+    np.save(outside, np.zeros((64, 2), dtype=np.float32))
+    bad = {**index, "maps": {"pca": {"file": "../secret.npy"}}}
+    (out / "index.json").write_text(json.dumps(bad))
+    assert P.load_maps(tmp_path, m) == {}
+    for broken in ({**index, "shape": None}, {**index, "maps": {"pca": None}}, {**index, "maps": 3}):
+        (out / "index.json").write_text(json.dumps(broken))
+        assert P.load_maps(tmp_path, m) == {}
 
 
 @pytest.mark.slow
