@@ -54,11 +54,12 @@ def logit_lens(model, trace: dict, ids, batch: int = 0) -> LensGrid:
     L = n_layers(trace)
     stages, tops, probs, tprobs = [], [], [], []
     nxt = torch.as_tensor(ids[1:], dtype=torch.long)
+    w = model.lm_head.weight  # the trace is CPU fp32; the model may be bf16 or on a GPU
     with torch.no_grad():
         for i in range(L):
             for tag, probe in (("attn", "resid_mid"), ("mlp", "resid_post")):
-                resid = trace[f"blocks.{i}.{probe}"][batch]  # (T, C)
-                logits = model.lm_head(model.ln_f(resid)).float()  # (T, V)
+                resid = trace[f"blocks.{i}.{probe}"][batch].to(w.device, w.dtype)  # (T, C)
+                logits = model.lm_head(model.ln_f(resid)).float().cpu()  # (T, V)
                 p = torch.softmax(logits, dim=-1)
                 top_p, top_i = p.max(dim=-1)
                 tp = torch.full((len(ids),), float("nan"))
@@ -231,7 +232,7 @@ def attention_steps(trace: dict, layer: int, head: int, query: int, model=None, 
     out = None
     C = H * D
     if model is not None:
-        w_o = dict(model.named_modules())[f"{pre}.proj"].weight.detach().double()  # (C, C)
+        w_o = dict(model.named_modules())[f"{pre}.proj"].weight.detach().cpu().double()  # (C, C)
         out = (w_o[:, head * D : (head + 1) * D] @ z).float().numpy()  # (C,)
     shapes = {
         "q": f"(B, H, T, D) = ({B}, {H}, {T}, {D})",

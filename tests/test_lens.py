@@ -50,6 +50,20 @@ def test_logit_lens_last_stage_is_the_model_output(traced):
     np.testing.assert_allclose(g.target_probs[-1, :-1], want, rtol=1e-5)
 
 
+def test_the_lens_reads_a_bf16_model(tiny_model):
+    """The trace is CPU fp32 while the model may be bf16: logit_lens ran bf16 norms on fp32
+    inputs ('mixed dtype' RuntimeError). Found by a review."""
+    model = GPT(tiny_model.config).eval()
+    model.load_state_dict(tiny_model.state_dict())
+    model = model.to(torch.bfloat16)
+    ids = torch.arange(3, 15)
+    logits, trace = inside_trace(model, ids)
+    g = logit_lens(model, trace, ids.numpy())
+    assert np.isfinite(g.top_probs).all() and g.top_ids.shape[1] == len(ids)
+    steps = attention_steps(trace, 0, 1, 5, model=model)
+    assert steps.out is not None and np.isfinite(steps.out).all()
+
+
 def test_logit_lens_attention_stage_matches_a_direct_decode(traced):
     model, ids, _, trace = traced
     g = logit_lens(model, trace, ids)
