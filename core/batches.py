@@ -53,7 +53,7 @@ def make_windows(ids: torch.Tensor, starts, seq_len: int, periods=None, random_i
     if periods is not None and bool((periods > 0).any()):
         p = periods[:, None]
         offsets = torch.where(p > 0, offsets % p.clamp(min=1), offsets)
-    w = ids[starts[:, None] + offsets]  # (B, T+1)
+    w = ids[starts[:, None] + offsets].long()  # (B, T+1); ids may be stored as uint16
     if random_ids is not None:
         rand_row = random_ids[:, :1] >= 0  # (B, 1)
         w = torch.where(rand_row, random_ids.gather(1, offsets), w)

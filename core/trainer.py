@@ -53,6 +53,17 @@ from core.train_state import (
 Subscriber = Callable[[Event], None]
 
 
+def _id_tensor(ids) -> torch.Tensor:
+    """The corpus as a tensor in its compact dtype (uint16 for vocabularies up to 65536, as
+    core.data stores it: a quarter of int64's memory); batches are widened to int64."""
+    arr = np.asarray(ids)
+    if arr.dtype not in (np.uint16, np.uint32, np.int32, np.int64):
+        arr = arr.astype(np.int64)
+    if not arr.flags.writeable or not arr.flags.c_contiguous:  # a read-only memmap, a slice
+        arr = np.ascontiguousarray(arr).copy()
+    return torch.from_numpy(arr)
+
+
 class Trainer:
     """Train `model` on `train_ids`, evaluating on `val_ids`.
 
@@ -97,8 +108,7 @@ class Trainer:
         self.micro = config.micro_batch(dist.world_size)
         self.accum = config.grad_accum_steps(dist.world_size)
         self.tokens_per_step = config.batch_size * self.seq_len
-        self.train_ids = torch.from_numpy(np.asarray(train_ids, dtype=np.int64))
-        self.val_ids = torch.from_numpy(np.asarray(val_ids, dtype=np.int64))
+        self.train_ids, self.val_ids = _id_tensor(train_ids), _id_tensor(val_ids)
         for name, ids in (("train", self.train_ids), ("val", self.val_ids)):
             if len(ids) < self.seq_len + 2:
                 raise ValueError(

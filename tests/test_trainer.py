@@ -190,3 +190,24 @@ def test_generation_between_steps_sees_the_new_weights():
         model.train()
         for _ in range(3):
             trainer.train_step()
+
+
+def test_a_memmapped_uint16_corpus_stays_uint16_and_trains_the_same(tmp_path):
+    """The corpus was widened to int64 in memory (4x its uint16 file); now batches are."""
+    import numpy as np
+
+    from core.data import load_ids, save_ids
+
+    tok, tr, va = tiny_data()
+    save_ids(tr.astype(np.uint16), tmp_path / "train.bin")
+    mapped = load_ids(tmp_path / "train.bin")
+    cfg = tiny_cfg(max_steps=4, eval_every=2)
+    a = Trainer(tiny_model(tok.vocab_size), mapped, va.astype(np.uint16), cfg)
+    b = Trainer(tiny_model(tok.vocab_size), tr, va, cfg)
+    assert a.train_ids.dtype == torch.uint16 and b.train_ids.dtype == torch.int64
+    events_a, events_b = [], []
+    a.subscribe(events_a.append)
+    b.subscribe(events_b.append)
+    a.run()
+    b.run()
+    assert losses(events_a) == losses(events_b)
