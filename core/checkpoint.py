@@ -299,7 +299,11 @@ def load_checkpoint(path, *, map_location="cpu", load_extra: bool = False) -> Ch
     if ref:
         from core.tokenizer import load_tokenizer  # TOK's package; only needed here
 
-        tok_path = path / ref.get("file", TOKENIZER)
+        name = ref.get("file", TOKENIZER) if isinstance(ref, dict) else None
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            # a file beside config.json, by name: never a path to elsewhere on the machine
+            raise CheckpointError(f"{path / CONFIG}: the tokenizer must be a file name, got {name!r}")
+        tok_path = path / name
         if not tok_path.is_file():
             raise CheckpointError(f"{path}: missing {tok_path.name} (the tokenizer)")
         try:

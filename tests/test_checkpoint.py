@@ -56,6 +56,18 @@ def test_tokenizer_round_trip_and_hash(tmp_path, tiny_model):
     (tmp_path / "ck" / "config.json").write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match="hash"):
         load_checkpoint(tmp_path / "ck")
+    # config.json names its tokenizer file; a path elsewhere on the machine is never read
+    # (an upload could probe or read any JSON file on the server: found by a review)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({"type": "SECRET"}))
+    for bad in ("/etc/passwd", "../elsewhere.json", str(tmp_path / "elsewhere.json"),
+                "sub/tokenizer.json", "..", "", 5, None):  # fmt: skip
+        header["tokenizer"] = {"file": bad}
+        (tmp_path / "ck" / "config.json").write_text(json.dumps(header))
+        with pytest.raises(CheckpointError, match="file name") as err:
+            load_checkpoint(tmp_path / "ck")
+        assert "SECRET" not in str(err.value)
+    header["tokenizer"] = {"file": "tokenizer.json"}
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(header))
     (tmp_path / "ck" / "tokenizer.json").unlink()
     with pytest.raises(CheckpointError, match="tokenizer"):
         load_checkpoint(tmp_path / "ck")
