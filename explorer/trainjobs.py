@@ -106,7 +106,7 @@ def start(
             "seed": spec.train.get("seed", 0),
         },
     )
-    _submit(run_dir, spec, resume=False, registry=registry, threads=threads)
+    _submit(run_dir, spec, resume=False, registry=registry, threads=threads, fresh=True)
     return name
 
 
@@ -137,25 +137,34 @@ def resume(run_dir: str | Path, *, registry=None, threads: int = 1) -> str:
 
 
 def stop(run_id: str, *, registry=None) -> bool:
-    """Stop a running job (it checkpoints and ends) or cancel a queued one (its dir goes)."""
+    """Stop a running job (it checkpoints and ends) or cancel a queued one: a new run's dir
+    goes (nothing was trained), a queued resume goes back to interrupted, its run intact."""
     reg = registry or jobs.registry()
     job = reg.get(run_id)
-    was_queued = job is not None and job.state == jobs.QUEUED
     ok = reg.stop(run_id)
-    if ok and was_queued:
+    # CANCELLED is set under the registry's lock only for a job taken out of the queue; one
+    # that started meanwhile is RUNNING, stopping, and its dir must stay
+    if ok and job is not None and job.state == jobs.CANCELLED:
         run_dir = Path(job.meta.get("run_dir", ""))
-        if run_dir.is_dir() and (run_dir / "run.json").exists():
+        if not (run_dir.is_dir() and (run_dir / "run.json").exists()):
+            return ok
+        if job.meta.get("fresh"):
             shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+            meta["status"] = "interrupted"
+            _write_meta(run_dir, meta)
     return ok
 
 
-def _submit(run_dir: Path, spec: TrainSpec, *, resume: bool, registry, threads: int) -> None:
+def _submit(run_dir: Path, spec: TrainSpec, *, resume: bool, registry, threads: int,
+            fresh: bool = False) -> None:  # fmt: skip
     reg = registry or jobs.registry()
     reg.submit(
         run_dir.name,
         make_target(run_dir, resume=resume, threads=threads),
         label=spec.label or run_dir.name,
-        meta={"run_dir": str(run_dir), "resume": resume},
+        meta={"run_dir": str(run_dir), "resume": resume, "fresh": fresh},
     )
 
 

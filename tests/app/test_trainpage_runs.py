@@ -276,6 +276,30 @@ def test_stopping_a_queued_run_removes_its_dir(tmp_path):
     assert reg.stop_all(timeout=30)
 
 
+def test_stopping_a_queued_resume_keeps_the_run(tmp_path):
+    """Stop on a resumed run still waiting for a slot deleted the whole run, checkpoints and
+    log included (found by a review); it goes back to interrupted, resumable again."""
+    import threading
+
+    run = tmp_path / "mine"
+    (run / "ckpt" / "step_000100").mkdir(parents=True)
+    (run / "ckpt" / "step_000100" / "config.json").write_text("{}")  # a checkpoint's marker
+    (run / "ckpt" / "LATEST").write_text("step_000100\n")
+    (run / "log.jsonl").write_text("")
+    meta = {"name": "mine", "status": "interrupted", "spec": tiny_spec(5, "mine").to_dict()}
+    (run / "run.json").write_text(json.dumps(meta))
+    reg = jobs.JobRegistry(max_concurrent=1)
+    gate = threading.Event()
+    reg.submit("blocker", lambda ctx: gate.wait(30))
+    trainjobs.resume(run, registry=reg)
+    assert reg.queue_position("mine") == 1
+    assert trainjobs.stop("mine", registry=reg)
+    assert sorted(p.name for p in run.iterdir()) == ["ckpt", "log.jsonl", "run.json"]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    gate.set()
+    assert reg.stop_all(timeout=30)
+
+
 def test_poll_interval_grows_with_the_number_of_watchers(monkeypatch):
     from explorer import trainviews
 
