@@ -11,7 +11,10 @@ import hashlib
 import io
 import math
 import os
+import shutil
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,7 +112,15 @@ def unpack_upload(files: Sequence[tuple[str, bytes]], root: Path, max_bytes: int
                 if sum(i.file_size for i in infos) > max_bytes:
                     raise ValueError(f"{name} unpacks to more than {max_bytes // 2**20} MiB.")
                 for info in infos:
-                    loose[Path(info.filename).name] = zf.read(info)
+                    try:
+                        loose[Path(info.filename).name] = zf.read(info)
+                    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error,
+                            EOFError) as exc:  # fmt: skip
+                        # damaged, encrypted, or an unsupported compression
+                        why = "it is password-protected" if info.flag_bits & 1 else str(exc)
+                        raise ValueError(
+                            f"{name} could not be unpacked ({Path(info.filename).name}: {why})."
+                        ) from None
         elif Path(name).name in CHECKPOINT_FILES:
             loose[Path(name).name] = data
         else:
@@ -126,9 +137,24 @@ def unpack_upload(files: Sequence[tuple[str, bytes]], root: Path, max_bytes: int
     for name in sorted(loose):
         digest.update(name.encode() + b"\0" + hashlib.sha256(loose[name]).digest())
     target = root / digest.hexdigest()[:12]
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in loose.items():
-        (target / name).write_bytes(data)
+    if target.is_dir():  # the same files, already unpacked (by another student, say)
+        return target
+    # unpacked privately, then renamed into place whole: a folder in use (memory-mapped
+    # weights) is never rewritten under its reader, which killed the server with SIGBUS
+    tmp = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+        for name, data in loose.items():
+            (tmp / name).write_bytes(data)
+    except OSError as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"The upload could not be stored on the server ({exc.strerror}).") from None
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another session put the same files in place first
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
