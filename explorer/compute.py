@@ -219,15 +219,20 @@ def distinct_n(samples: Sequence[Sequence[int]], n: int) -> float:
 
 @torch.inference_mode()
 def mean_logprob(model, prompt: Sequence[int], new: Sequence[int]) -> float:
-    """Mean log-probability of the `new` tokens under the model itself at T=1 (teacher forced)."""
+    """Mean log-probability of the `new` tokens under the model itself at T=1 (teacher forced).
+
+    One pass over the last context_length + 1 tokens: past the context, the earliest new tokens
+    fall out of the window (as they did for the generator's sliding window) and are not scored.
+    """
     if not new:
         return float("nan")
-    seq = list(prompt) + list(new)
-    x = torch.tensor([seq[:-1]], dtype=torch.long)  # (1, T-1)
-    logits, _ = model(x)  # (1, T-1, V)
+    seq = (list(prompt) + list(new))[-(model.config.context_length + 1) :]
+    scored = min(len(new), len(seq) - 1)  # new tokens with at least one token before them
+    x = torch.tensor([seq[:-1]], dtype=torch.long)  # (1, n-1)
+    logits, _ = model(x)  # (1, n-1, V)
     logp = torch.log_softmax(logits[0].double(), dim=-1)
     targets = torch.tensor(seq[1:])
-    picked = logp[torch.arange(len(targets)), targets][len(prompt) - 1 :]
+    picked = logp[torch.arange(len(targets)), targets][-scored:]
     return float(picked.mean())
 
 

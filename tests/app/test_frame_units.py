@@ -129,6 +129,24 @@ def test_crop_prompt_keeps_the_end():
     assert compute.crop_prompt([1, 2], 5) == ([1, 2], 0)
 
 
+def test_diversity_with_a_prompt_that_fills_the_context():
+    """Prompt + new tokens went through the model in one pass, past its context: ValueError on
+    every rerun of the Sample page (found by a review). Scored within the last window now."""
+    import torch
+
+    from core.config import preset
+    from core.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(preset("tiny", context_length=32)).eval()
+    short = compute.mean_logprob(model, [1, 2, 3], [4, 5])
+    full = torch.log_softmax(model(torch.tensor([[1, 2, 3, 4]]))[0][0].double(), -1)
+    assert short == pytest.approx(float((full[2, 4] + full[3, 5]) / 2))
+    rows = compute.diversity(model, list(range(32)), (1.0,), 2, 24, None, None, 0)
+    assert len(rows) == 1 and rows[0]["mean_logprob"] < 0  # finite, a log-probability
+    assert compute.mean_logprob(model, list(range(40)), [7] * 40) < 0  # more new than context
+
+
 def test_distinct_n():
     assert compute.distinct_n([[1, 2, 3], [1, 2, 3]], 1) == 0.5
     assert compute.distinct_n([[1, 2], [3, 4]], 2) == 1.0
