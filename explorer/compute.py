@@ -82,6 +82,11 @@ def _from_checkpoint(p: Path):
         tokenizer = load_tokenizer(p / "tokenizer.json")
     if tokenizer is None:
         raise ModelUnavailable(f"{p.name} has no tokenizer.json, so text cannot be encoded for it.")
+    if tokenizer.vocab_size > ckpt.config.vocab_size:  # text would give ids with no embedding
+        raise ValueError(
+            f"its tokenizer has {tokenizer.vocab_size} tokens, more than the model's vocabulary "
+            f"of {ckpt.config.vocab_size}: they were not trained together."
+        )
     run_dir = p if (p / "run.json").is_file() else None
     return _freeze(ckpt.model), tokenizer, ckpt.config, run_dir, dict(ckpt.meta or {})
 
@@ -174,9 +179,12 @@ def token_records(tokenizer, text: str, limit: int | None = None) -> list[dict]:
     return out
 
 
-def vocab_labels(tokenizer) -> list[str]:
-    """Display label of every token id (for chart axes)."""
-    return [tokenizer.token_label(i) for i in range(tokenizer.vocab_size)]
+def vocab_labels(tokenizer, size: int | None = None) -> list[str]:
+    """Display label of every token id of a model with `size` ids (for chart axes): a padded
+    vocabulary's ids past the tokenizer's are labelled "<id>"."""
+    from core.neighbours import safe_label
+
+    return [safe_label(tokenizer, i) for i in range(size or tokenizer.vocab_size)]
 
 
 def crop_prompt(ids: list[int], keep: int) -> tuple[list[int], int]:

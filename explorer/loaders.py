@@ -193,8 +193,8 @@ def window_records(ident: str, _tokenizer, text: str, context_length: int, strid
 
 
 @_cached_per_object(4)
-def vocab_labels(ident: str, _tokenizer) -> list[str]:
-    return compute.vocab_labels(_tokenizer)
+def vocab_labels(ident: str, _tokenizer, size: int | None = None) -> list[str]:
+    return compute.vocab_labels(_tokenizer, size)
 
 
 @_cached_per_object(64)

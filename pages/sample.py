@@ -27,7 +27,7 @@ st.caption(
 loaded = state.require_model()
 tok, cfg = loaded.tokenizer, loaded.config
 V, T = cfg.vocab_size, cfg.context_length
-labels = loaders.vocab_labels(loaded.key, tok)
+labels = loaders.vocab_labels(loaded.key, tok, V)  # V: the model's ids, a padded vocab too
 
 prompt, notes = widgets.inspect_text(state.shared_prompt(), 100_000)
 widgets.show_notices(notes)

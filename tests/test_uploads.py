@@ -121,6 +121,43 @@ def test_damaged_or_locked_zips_are_a_message(ckpt_files, upload_root):
     refused([("ck.zip", locked)], "password-protected")
 
 
+def _with_tokenizer(tok) -> list[tuple[str, bytes]]:
+    """A tiny 128-id model's checkpoint files, saved with `tok`."""
+    import tempfile
+
+    from core.config import preset
+
+    torch.manual_seed(0)
+    path = save_checkpoint(Path(tempfile.mkdtemp()) / "c", GPT(preset("tiny")), tokenizer=tok)
+    return [(p.name, p.read_bytes()) for p in path.iterdir()]
+
+
+def test_a_tokenizer_bigger_than_the_model_is_refused(upload_root):
+    """Its ids past the model's vocabulary crashed every model page (IndexError in the
+    embedding). Found by a review."""
+    from core.tokenizer import train_bpe
+
+    why = refused(_with_tokenizer(train_bpe("hello world " * 50, 260)), "vocabulary of 128")
+    assert "260 tokens" in why
+
+
+def test_a_padded_vocabulary_gets_labels_for_every_id(upload_root):
+    """A model with more ids than its tokenizer (a padded vocabulary) is fine; the ids past
+    the tokenizer are labelled "<id>" (the Sample page indexed past the labels)."""
+    from core.sampling import stream
+    from core.tokenizer import CharTokenizer
+    from explorer import compute, widgets
+
+    entry = loaders.save_upload(_with_tokenizer(CharTokenizer("abc")))
+    model, tok, cfg, *_ = compute.load_model("upload", entry.path)
+    labels = compute.vocab_labels(tok, cfg.vocab_size)
+    assert len(labels) == 128 and labels[:tok.vocab_size] == compute.vocab_labels(tok)
+    assert labels[100] == "<100>"
+    steps = list(stream(model, compute.encode(tok, "abc"), 8, 1.0, None, None, 0))
+    assert any(s.token_id >= tok.vocab_size for s in steps)  # the random model uses them
+    assert "&lt;" in widgets.generation_html([], steps, labels)
+
+
 def test_corrupt_safetensors(ckpt_files, upload_root):
     files = {**ckpt_files, "model.safetensors": b"\x07" * 64 + b"garbage" * 100}
     msg = refused(list(files.items()), "not a loadable checkpoint")
