@@ -45,6 +45,20 @@ def runs_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else REPO_ROOT / "runs"
 
 
+def hide_paths(text: str) -> str:
+    """`text` (an error, a traceback) with the server's folders named, never located: the runs
+    folder as "runs", the app's as "<app>", the temp folder as "<tmp>", the home as "~" (a
+    classroom sees these messages)."""
+    import tempfile
+
+    folders = {str(runs_dir()): "runs", str(REPO_ROOT): "<app>",
+               tempfile.gettempdir(): "<tmp>", os.path.expanduser("~"): "~"}  # fmt: skip
+    for folder in sorted(folders, key=len, reverse=True):  # the most specific first
+        if len(folder) > 1:  # never "/" itself
+            text = text.replace(folder, folders[folder])
+    return text
+
+
 def gpt2_dir() -> Path | None:
     """A local folder with GPT-2's Hugging Face weights, if one is at hand (never downloads)."""
     candidates = []

@@ -88,9 +88,14 @@ def start(
 
     # an unwritable or full runs folder: a sentence for the page (RunWriteError is an OSError)
     root = ensure_writable(Path(root) if root is not None else runs_root_dir())
-    name = new_run_name(spec.label, root)
-    run_dir = root / name
-    run_dir.mkdir()
+    while True:  # two students naming their runs alike at the same moment: the next name
+        name = new_run_name(spec.label, root)
+        run_dir = root / name
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
     if spec.corpus == "upload":
         (run_dir / UPLOAD_FILE).write_bytes(upload or b"")
     _write_meta(

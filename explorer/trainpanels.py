@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import jobs, runlog, trainjobs, trainviews, widgets
+from explorer import jobs, registry, runlog, trainjobs, trainviews, widgets
 from explorer.plots import training as tp
 
 # errors and reasons carry run names and paths (any text): markdown shown as typed
@@ -61,6 +61,7 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
             )
     elif state == "failed" or (job is not None and job.state == jobs.FAILED):
         error = job.error if job is not None and job.error else row["error"]
+        error = registry.hide_paths(error) if error else error  # a classroom sees it
         if error and error.startswith(WRITE_ERROR):  # full disk / read-only: say so plainly
             st.error(f"The run stopped: {lit(error.removeprefix(WRITE_ERROR))}")
         else:
@@ -68,11 +69,12 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
         if job is not None and job.traceback:
             # a Python traceback, or what the server knows of a process that died without one
             python_tb = job.traceback.startswith("Traceback")
+            details = registry.hide_paths(job.traceback)
             with st.expander("Traceback" if python_tb else "Details"):
                 if python_tb:
-                    st.code(job.traceback, language=None)
+                    st.code(details, language=None)
                 else:
-                    st.markdown(lit(job.traceback))
+                    st.markdown(lit(details))
         if row["resumable"] and row["checkpoint"]:
             st.caption("Resume continues from its last checkpoint.")
     elif state == "diverged":
@@ -81,7 +83,7 @@ def show_status(run_id: str, state: str, job, row: dict, m) -> None:
             f"The run diverged at step {step}: {lit(reason)}. The last good checkpoint is kept."
         )
     elif state == "interrupted":
-        why = f" ({lit(row['error'])})" if row["error"] else ""
+        why = f" ({lit(registry.hide_paths(row['error']))})" if row["error"] else ""
         st.warning(
             f"The run was interrupted at step {step}{why}, e.g. by a server restart. "
             + ("Resume continues from its last checkpoint." if row["resumable"] else "")
@@ -247,7 +249,7 @@ def timelapse_panel(run_dir: str) -> None:
     try:
         v = trainviews.load_timelapse_view(run_dir)
     except (FileNotFoundError, ValueError, OSError) as exc:
-        st.warning(f"Cannot read this time-lapse: {lit(exc)}")
+        st.warning(f"Cannot read this time-lapse: {lit(registry.hide_paths(str(exc)))}")
         return
     if not v.steps:
         st.info("No frames recorded yet; they appear as the run passes its frame steps.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import inside, state, widgets
+from explorer import inside, registry, state, widgets
 from explorer.plots import embeddings as eplots
 
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
@@ -116,7 +116,7 @@ elif xy is None:
         if j is None or j.state == "done":
             st.rerun(scope="app")
         if j.state == "failed":
-            st.error(f"{METHODS[method]} could not be computed: {j.error}")
+            st.error(f"{METHODS[method]} could not be computed: {registry.hide_paths(j.error)}")
             return
         what = {
             "queued": "waiting for another map to finish",

@@ -15,7 +15,7 @@ import uuid
 
 import streamlit as st
 
-from explorer import jobs, runlog, trainjobs, trainpanels, trainviews
+from explorer import jobs, registry, runlog, trainjobs, trainpanels, trainviews
 from explorer.trainpanels import k
 
 POLL_S = 3  # seconds between live refreshes while a run trains
@@ -118,7 +118,7 @@ def on_start() -> None:
     try:
         run_id = trainjobs.start(spec, upload=upload_bytes() if spec.corpus == "upload" else None)
     except (ValueError, OSError) as exc:
-        st.session_state[k("start_error")] = str(exc)
+        st.session_state[k("start_error")] = registry.hide_paths(str(exc))
         return
     st.session_state[k("run")] = run_id
     st.session_state[k("view")] = "Watch"

@@ -147,6 +147,20 @@ def test_diversity_with_a_prompt_that_fills_the_context():
     assert compute.mean_logprob(model, list(range(40)), [7] * 40) < 0  # more new than context
 
 
+def test_hide_paths_names_server_folders_without_locating_them(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    monkeypatch.setenv("GLASSBOX_RUNS", str(tmp_path / "classroom-runs"))
+    tb = (f'File "{registry.REPO_ROOT}/core/trainer.py", line 3\n'
+          f"OSError: {tmp_path}/classroom-runs/r1/ckpt is full; "
+          f"{tempfile.gettempdir()}/x and {os.path.expanduser('~')}/.cache")  # fmt: skip
+    shown = registry.hide_paths(tb)
+    assert 'File "<app>/core/trainer.py"' in shown and "runs/r1/ckpt is full" in shown
+    assert "<tmp>/x" in shown and "~/.cache" in shown
+    assert str(tmp_path) not in shown and str(registry.REPO_ROOT) not in shown
+
+
 def test_distinct_n():
     assert compute.distinct_n([[1, 2, 3], [1, 2, 3]], 1) == 0.5
     assert compute.distinct_n([[1, 2], [3, 4]], 2) == 1.0

@@ -276,6 +276,26 @@ def test_stopping_a_queued_run_removes_its_dir(tmp_path):
     assert reg.stop_all(timeout=30)
 
 
+def test_two_runs_named_alike_at_the_same_moment(tmp_path, monkeypatch):
+    """The free name is looked up, then made: a run made in between by another student gave
+    'Could not start: [Errno 17] File exists: <server path>'. The next free name is taken."""
+    reg = jobs.JobRegistry(max_concurrent=0)  # nothing starts: only the folders matter
+    real = trainjobs.new_run_name
+    calls = []
+
+    def racing(label, root):
+        name = real(label, root)
+        if not calls:  # the other student's run appears after the lookup
+            (root / name).mkdir()
+        calls.append(name)
+        return name
+
+    monkeypatch.setattr(trainjobs, "new_run_name", racing)
+    name = trainjobs.start(tiny_spec(5, "same"), root=tmp_path, registry=reg)
+    assert calls == ["same", "same-2"] and name == "same-2"
+    assert (tmp_path / "same-2" / "run.json").exists()
+
+
 def test_stopping_a_queued_resume_keeps_the_run(tmp_path):
     """Stop on a resumed run still waiting for a slot deleted the whole run, checkpoints and
     log included (found by a review); it goes back to interrupted, resumable again."""
