@@ -17,6 +17,7 @@ import re
 import shutil
 import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,8 +164,9 @@ class RunLog:
             return self._published
 
 
-_LOGS: dict[Path, RunLog] = {}
+_LOGS: OrderedDict[Path, RunLog] = OrderedDict()  # the most recently read last
 _LOGS_LOCK = threading.Lock()
+MAX_LOGS = 64  # runs whose parsed logs stay in memory; older ones are parsed again if read
 
 
 def run_log(run_dir: str | Path) -> Metrics:
@@ -174,6 +176,9 @@ def run_log(run_dir: str | Path) -> Metrics:
         reader = _LOGS.get(path)
         if reader is None:
             reader = _LOGS[path] = RunLog(path)
+        _LOGS.move_to_end(path)
+        while len(_LOGS) > MAX_LOGS:
+            _LOGS.popitem(last=False)
     return reader.refresh()
 
 

@@ -54,7 +54,8 @@ c1.metric("characters", f"{len(text):,}")
 c2.metric("UTF-8 bytes", f"{n_bytes:,}")
 c3.metric("tokens", f"{n_tokens:,}")
 c4.metric("characters per token", f"{len(text) / max(n_tokens, 1):.2f}")
-st.subheader(f"Tokens of {getattr(tok, 'name', 'the model tokenizer')} ({tok.vocab_size:,} ids)")
+tok_name = widgets.md_literal(str(getattr(tok, "name", "the model tokenizer")))  # upload's text
+st.subheader(f"Tokens of {tok_name} ({tok.vocab_size:,} ids)")
 st.caption("Hover a chip for its id and bytes. ␣ is a space, ↵ a newline.")
 widgets.show(widgets.chips_html(records))
 if n_tokens > MAX_CHIPS:

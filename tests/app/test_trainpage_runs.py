@@ -69,6 +69,18 @@ def test_run_log_snapshots_do_not_change_under_their_reader(tmp_path):
     assert runlog.run_log(tmp_path) is second  # nothing new: the same snapshot, no copy
 
 
+def test_parsed_logs_kept_in_memory_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(runlog, "_LOGS", type(runlog._LOGS)())
+    monkeypatch.setattr(runlog, "MAX_LOGS", 3)
+    for i in range(5):
+        d = make_run(tmp_path, f"r{i}")
+        write_log(d / "log.jsonl", [step(1)])
+        runlog.run_log(d)
+    runlog.run_log(tmp_path / "r2")  # read again: the most recent
+    kept = [p.parent.name for p in runlog._LOGS]
+    assert kept == ["r3", "r4", "r2"]
+
+
 def test_run_log_restarts_when_the_log_is_truncated(tmp_path):
     log = tmp_path / "log.jsonl"
     write_log(log, [step(i) for i in range(1, 6)])
