@@ -159,7 +159,8 @@ def git_commit(repo: str | Path | None = None) -> str | None:
 
     try:
         sha = git("rev-parse", "HEAD")
-        dirty = sha and git("status", "--porcelain", "--untracked-files=no")
+        # --no-optional-locks: never take .git/index.lock from under a developer's git command
+        dirty = sha and git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return (sha + ("+dirty" if dirty else "")) if sha else None
@@ -225,6 +226,12 @@ def set_status(path: str | Path, status: str, **fields) -> dict:
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CKPT_DIR / f"step_{step:06d}"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint dir: step_000100, or .step_000100.old-* beside a killed replace."""
+    found = re.search(r"step_(\d+)", path.name)
+    return int(found.group(1)) if found else 0
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -305,7 +312,7 @@ def load_run(path: str | Path) -> RunInfo:
     if status == "running" and _is_dead(meta, time.time()):
         status = "interrupted"
     latest = latest_checkpoint(path)
-    step = int(latest.name.split("_")[1]) if latest else 0
+    step = checkpoint_step(latest) if latest else 0
     known = {"name", "status", "created", "model", "train", "command", "seed", "commit", "final"}
     return RunInfo(
         path=path,

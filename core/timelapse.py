@@ -101,8 +101,9 @@ class TimelapseRecorder:
             # or probe text: it could be too long for this model) is not reused
             if old.get("frames") and old.get("probe_ids") == ids:
                 self.index = old
-            else:
-                for f in old.get("frames", []):  # frames of another probe: not comparable
+            elif old.get("frames"):  # frames of another probe: not comparable, they go
+                write_json_atomic(index_path, self.index)  # first, so no index names them
+                for f in old["frames"]:
                     (self.folder / Path(f["file"]).name).unlink(missing_ok=True)
         self._prev_map = None
         if self.index["frames"]:

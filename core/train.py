@@ -128,10 +128,11 @@ def get_tokenizer(args, text: str, vocab_size: int, out: Path, dist):
     saved = out / "tokenizer.json"
     if args.tokenizer:
         return load_tokenizer(args.tokenizer)
-    # every rank looks before rank 0 may write one: a rank that found rank 0's fresh file
-    # would skip the barrier below, where rank 0 then waits for it forever
+    # every rank looks before the barrier, so before rank 0 may write one: a rank that found
+    # rank 0's fresh file would skip the barrier below, where rank 0 then waits forever
+    found = saved.exists()
     D.barrier(dist)
-    if saved.exists():
+    if found:
         return load_tokenizer(saved)
     if dist.is_main:
         tok = train_bpe(text[: args.bpe_bytes], vocab_size)

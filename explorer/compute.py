@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import math
 import os
 import shutil
@@ -120,7 +121,7 @@ def unpack_upload(files: Sequence[tuple[str, bytes]], root: Path, max_bytes: int
                     try:
                         loose[Path(info.filename).name] = zf.read(info)
                     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error,
-                            EOFError) as exc:  # fmt: skip
+                            EOFError, OSError, lzma.LZMAError) as exc:  # fmt: skip (bz2: OSError)
                         # damaged, encrypted, or an unsupported compression
                         why = "it is password-protected" if info.flag_bits & 1 else str(exc)
                         raise ValueError(

@@ -47,12 +47,14 @@ def runs_dir(root: str | os.PathLike | None = None) -> Path:
 
 def hide_paths(text: str) -> str:
     """`text` (an error, a traceback) with the server's folders named, never located: the runs
-    folder as "runs", the app's as "<app>", the temp folder as "<tmp>", the home as "~" (a
-    classroom sees these messages)."""
+    folder as "runs", the app's as "<app>", Python's as "<python>", the temp folder as "<tmp>",
+    the home as "~" (a classroom sees these messages)."""
+    import sys
     import tempfile
 
-    folders = {str(runs_dir()): "runs", str(REPO_ROOT): "<app>",
-               tempfile.gettempdir(): "<tmp>", os.path.expanduser("~"): "~"}  # fmt: skip
+    folders = {str(runs_dir()): "runs", str(REPO_ROOT): "<app>", sys.prefix: "<python>",
+               sys.base_prefix: "<python>", tempfile.gettempdir(): "<tmp>",
+               os.path.expanduser("~"): "~"}  # fmt: skip
     for folder in sorted(folders, key=len, reverse=True):  # the most specific first
         if len(folder) > 1:  # never "/" itself
             text = text.replace(folder, folders[folder])

@@ -166,7 +166,9 @@ class RunLog:
 
 _LOGS: OrderedDict[Path, RunLog] = OrderedDict()  # the most recently read last
 _LOGS_LOCK = threading.Lock()
-MAX_LOGS = 64  # runs whose parsed logs stay in memory; older ones are parsed again if read
+# runs whose parsed logs stay in memory (the runs list reads every run's log on each rerun,
+# so this must exceed any class's run count, or every rerun would parse them all again)
+MAX_LOGS = 1024
 
 
 def run_log(run_dir: str | Path) -> Metrics:

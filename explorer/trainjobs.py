@@ -54,7 +54,7 @@ def new_run_name(label: str, root: Path) -> str:
     """The label if free, else label-2, label-3, ...; a timestamp when there is no label."""
     base = label or time.strftime("run-%Y%m%d-%H%M%S")
     name, i = base, 2
-    while (root / name).exists():
+    while os.path.lexists(root / name):  # a dangling link is taken too
         name, i = f"{base}-{i}", i + 1
     return name
 
@@ -88,14 +88,15 @@ def start(
 
     # an unwritable or full runs folder: a sentence for the page (RunWriteError is an OSError)
     root = ensure_writable(Path(root) if root is not None else runs_root_dir())
-    while True:  # two students naming their runs alike at the same moment: the next name
+    for attempt in range(100):  # two students naming runs alike at one moment: the next name
         name = new_run_name(spec.label, root)
         run_dir = root / name
         try:
             run_dir.mkdir()
             break
         except FileExistsError:
-            continue
+            if attempt == 99:
+                raise ValueError(f"Could not find a free name for the run {name!r}.") from None
     if spec.corpus == "upload":
         (run_dir / UPLOAD_FILE).write_bytes(upload or b"")
     _write_meta(

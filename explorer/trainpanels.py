@@ -147,7 +147,7 @@ def resume_run(row: dict) -> None:
     try:
         trainjobs.resume(row["path"])
     except (ValueError, OSError) as exc:
-        st.error(f"Could not resume: {lit(exc)}")
+        st.error(f"Could not resume: {lit(registry.hide_paths(str(exc)))}")
         return
     st.rerun(scope="app")
 
@@ -186,7 +186,7 @@ def view_runs() -> None:
             try:
                 runlog.rename_run(trainjobs.runs_root_dir(), name, new.strip())
             except (ValueError, OSError) as exc:
-                st.error(lit(exc))
+                st.error(lit(registry.hide_paths(str(exc))))
             else:
                 st.session_state[k("run")] = new.strip()
                 st.rerun()
@@ -219,7 +219,7 @@ def view_runs() -> None:
             try:
                 runlog.delete_run(trainjobs.runs_root_dir(), name)
             except (ValueError, OSError) as exc:
-                st.error(lit(exc))
+                st.error(lit(registry.hide_paths(str(exc))))
             else:
                 st.session_state.pop(k("delete_sure"), None)
                 st.rerun()

@@ -208,6 +208,9 @@ def test_a_replace_killed_between_its_renames_still_leaves_a_checkpoint(
     monkeypatch.setattr(checkpoint.os, "rename", real_rename)
     assert not path.exists()
     assert runs.latest_checkpoint(run).name.startswith(".step_000100.old-")
+    runs.create_run(run, model={}, train={}, command="test", seed=0)
+    info = runs.load_run(run)  # the Train page lists it, at its step, resumable
+    assert info.step == 100 and info.latest_checkpoint.name.startswith(".step_000100.old-")
     assert load_checkpoint(run).meta == {"step": 100, "v": "old"}
     assert load_checkpoint(run / "ckpt").meta["v"] == "old"
     # the next save puts a checkpoint back in place and the leftover goes

@@ -82,6 +82,13 @@ def test_a_fresh_run_in_an_old_folder_gets_its_own_probe(tmp_path):
     Trainer(tiny_model(tok.vocab_size), tr, va, cfg, tokenizer=tok, run_dir=tmp_path).run()
     first = load_timelapse(tmp_path)
     assert len(first.probe_ids) > 16
+    # a recorder for another probe drops the old frames, and the index on disk never names
+    # a frame that is gone (readers got FileNotFoundError until the first new frame)
+    from core.timelapse import TimelapseRecorder
+
+    TimelapseRecorder(tmp_path / "timelapse", tiny_model(tok.vocab_size, context_length=16).config,
+                      tok, tiny_cfg(seq_len=16))  # fmt: skip
+    assert load_timelapse(tmp_path).steps.tolist() == []
     short = tiny_model(tok.vocab_size, context_length=16)
     cfg16 = tiny_cfg(max_steps=2, eval_every=0, ckpt_every=0, timelapse_steps=[0, 2], seq_len=16)
     Trainer(short, tr, va, cfg16, tokenizer=tok, run_dir=tmp_path).run()

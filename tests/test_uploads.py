@@ -119,6 +119,17 @@ def test_damaged_or_locked_zips_are_a_message(ckpt_files, upload_root):
     assert "could not be unpacked" in refused([("ck.zip", bytes(blob))], "CRC")
     locked = _flag_encrypted(zip_of({"ck/" + k: v for k, v in ckpt_files.items()}))
     refused([("ck.zip", locked)], "password-protected")
+    for method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):  # their decoders raise other errors
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", method) as zf:
+            for k, v in ckpt_files.items():
+                zf.writestr("ck/" + k, v)
+        data = bytearray(buf.getvalue())
+        at = data.find(b"PK\x03\x04", data.find(b"model.safetensors"))  # the next member
+        start = data.find(b"model.safetensors") + len("model.safetensors") + 8
+        for i in range(start, min(start + 64, at if at > 0 else start + 64)):
+            data[i] ^= 0x5A  # damage the compressed stream itself
+        refused([("ck.zip", bytes(data))], "could not be unpacked")
 
 
 def _with_tokenizer(tok) -> list[tuple[str, bytes]]:

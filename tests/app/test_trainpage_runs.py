@@ -308,6 +308,12 @@ def test_two_runs_named_alike_at_the_same_moment(tmp_path, monkeypatch):
     assert (tmp_path / "same-2" / "run.json").exists()
 
 
+def test_a_dangling_link_does_not_trap_the_run_name_loop(tmp_path):
+    reg = jobs.JobRegistry(max_concurrent=0)
+    (tmp_path / "same").symlink_to(tmp_path / "gone")  # .exists() is False, mkdir fails
+    assert trainjobs.start(tiny_spec(5, "same"), root=tmp_path, registry=reg) == "same-2"
+
+
 def test_stopping_a_queued_resume_keeps_the_run(tmp_path):
     """Stop on a resumed run still waiting for a slot deleted the whole run, checkpoints and
     log included (found by a review); it goes back to interrupted, resumable again."""
