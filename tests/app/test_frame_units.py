@@ -140,7 +140,8 @@ def test_diversity_with_a_prompt_that_fills_the_context():
     torch.manual_seed(0)
     model = GPT(preset("tiny", context_length=32)).eval()
     short = compute.mean_logprob(model, [1, 2, 3], [4, 5])
-    full = torch.log_softmax(model(torch.tensor([[1, 2, 3, 4]]))[0][0].double(), -1)
+    with torch.no_grad():
+        full = torch.log_softmax(model(torch.tensor([[1, 2, 3, 4]]))[0][0].double(), -1)
     assert short == pytest.approx(float((full[2, 4] + full[3, 5]) / 2))
     rows = compute.diversity(model, list(range(32)), (1.0,), 2, 24, None, None, 0)
     assert len(rows) == 1 and rows[0]["mean_logprob"] < 0  # finite, a log-probability
