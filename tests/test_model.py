@@ -19,6 +19,16 @@ VARIANTS = list(
 )
 
 
+def perturbed(model: GPT, scale: float = 0.1, seed: int = 1) -> GPT:
+    """Noise on every parameter: at init the norms are 1, the biases 0 and attention nearly
+    uniform, so a bug in any of them hides inside a tolerance (found by mutation testing)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(p.dtype) * scale)
+    return model
+
+
 def variant(act, norm, pos, enc, **kw):
     return preset("tiny", activation=act, norm=norm, norm_position=pos, pos_encoding=enc, **kw)
 
@@ -144,7 +154,7 @@ def test_explicit_attention_equals_sdpa(enc):
 @pytest.mark.parametrize("act, norm, pos, enc", VARIANTS[::5])
 def test_kv_cache_matches_full_forward(act, norm, pos, enc):
     torch.manual_seed(0)
-    model = GPT(variant(act, norm, pos, enc)).eval()
+    model = perturbed(GPT(variant(act, norm, pos, enc)).eval())
     ids = torch.randint(0, 128, (2, 32))
     with torch.inference_mode():
         full, _ = model(ids)
@@ -155,7 +165,7 @@ def test_kv_cache_matches_full_forward(act, norm, pos, enc):
         with pytest.raises(ValueError, match="full"):
             model.forward_cached(ids[:, :1], cache)
     got = torch.stack(out, dim=1)  # (B, 13, V)
-    assert (got - full[:, 19:]).abs().max() <= 1e-5
+    assert (got - full[:, 19:]).abs().max() <= 1e-5 * full.abs().max().clamp(min=1)
 
 
 @pytest.mark.parametrize("enc", ["learned", "sinusoidal", "rope", "none"])
@@ -263,8 +273,9 @@ def test_bf16_autocast_training_step(tiny_config, tiny_ids):
     assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
     loss.backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
-    _, fp32_loss = model(tiny_ids, tiny_ids)
-    assert abs(loss.item() - fp32_loss.item()) < 0.05
+    fp32_logits, fp32_loss = model(tiny_ids, tiny_ids)
+    assert abs(loss.item() - fp32_loss.item()) < 1e-3  # measured ~4e-5
+    assert (logits.float() - fp32_logits).abs().max() < 1e-2  # measured ~2e-3
 
 
 @pytest.mark.parametrize(
@@ -281,7 +292,7 @@ def test_decoder_steps_match_full_forward(act, norm, pos, enc, dtype, blas, monk
     if not blas:
         monkeypatch.setattr(kvcache, "_numpy_blas_on", lambda threads: False)
     torch.manual_seed(0)
-    model = GPT(variant(act, norm, pos, enc)).eval().to(dtype)
+    model = perturbed(GPT(variant(act, norm, pos, enc)).eval()).to(dtype)
     ids = torch.randint(0, 128, (1, 32))
     with torch.inference_mode():
         full = model(ids)[0][0].float()  # (T, V)
@@ -290,7 +301,7 @@ def test_decoder_steps_match_full_forward(act, norm, pos, enc, dtype, blas, monk
         got = [dec.prefill(ids[:, :5])] + [dec.step(int(t)) for t in ids[0, 5:]]
         with pytest.raises(ValueError, match="full"):
             dec.step(1)
-    tol = 1e-5 if dtype == torch.float32 else 0.1
+    tol = (1e-5 if dtype == torch.float32 else 3e-2) * full.abs().max().clamp(min=1)
     assert (torch.stack(got).float() - full[4:]).abs().max() <= tol
 
 
@@ -304,10 +315,10 @@ def test_decoder_without_biases_or_tied_head(blas, monkeypatch):
         monkeypatch.setattr(kvcache, "_numpy_blas_on", lambda threads: False)
     cfg = variant("swiglu", "rmsnorm", "pre", "rope", bias=False, tie_embeddings=False)
     torch.manual_seed(0)
-    model = GPT(cfg).eval()
+    model = perturbed(GPT(cfg).eval())
     ids = torch.randint(0, 128, (1, 32))
     with torch.inference_mode():
         full = model(ids)[0][0]  # (T, V)
         dec = Decoder(model)
         got = [dec.prefill(ids[:, :5])] + [dec.step(int(t)) for t in ids[0, 5:]]
-    assert (torch.stack(got) - full[4:]).abs().max() <= 1e-5
+    assert (torch.stack(got) - full[4:]).abs().max() <= 1e-5 * full.abs().max().clamp(min=1)

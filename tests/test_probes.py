@@ -36,6 +36,7 @@ def test_capture_all_shapes_and_logits(enc, norm_position):
     model = GPT(cfg).eval()
     ids = torch.randint(0, cfg.vocab_size, (2, 12))
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    attrs = {id(m): sorted(vars(m)) for m in model.modules()}
     with torch.no_grad():
         plain, _ = model(ids)
     logits, trace = capture(model, ids)
@@ -55,9 +56,46 @@ def test_capture_all_shapes_and_logits(enc, norm_position):
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    from torch.nn.modules import module as nn_module
+
+    assert not (nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks)
+    assert {id(m): sorted(vars(m)) for m in model.modules()} == attrs  # nothing left behind
     # the last residual stream, normed, is what the head reads
     last = trace[f"blocks.{cfg.n_layers - 1}.resid_post"]
     assert torch.allclose(model.ln_f(last), trace["ln_f.out"], atol=1e-6)
+
+
+@pytest.mark.parametrize("norm_position", ["pre", "post"])
+def test_recorded_values_are_what_flowed(norm_position):
+    """Each recording equals the computation it names, on a model with noisy weights (shape
+    checks alone let a wrong pattern or swapped MLP hiddens pass: found by mutation testing)."""
+    import torch.nn.functional as F
+
+    cfg = preset("tiny", norm_position=norm_position, dropout=0.0)
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    B, T, C = 2, cfg.context_length, cfg.d_model
+    _, t = capture(model, torch.randint(0, cfg.vocab_size, (B, T)))
+    close = lambda a, b: torch.allclose(a, b, atol=1e-5, rtol=1e-5)  # noqa: E731
+    assert close(t["blocks.0.resid_pre"], t["embed.tok"] + t["embed.pos"])
+    for i in range(cfg.n_layers):
+        a = f"blocks.{i}.attn."
+        assert close(t[a + "pattern"], torch.softmax(t[a + "scores"], dim=-1))
+        assert close(t[a + "z"], t[a + "pattern"] @ t[a + "v"])
+        merged = t[a + "z"].transpose(1, 2).reshape(B, T, C)
+        assert close(t[a + "out"], model.blocks[i].attn.proj(merged))
+        m = f"blocks.{i}.mlp."
+        assert close(t[m + "post"], F.gelu(t[m + "pre"], approximate="tanh"))
+        assert close(t[m + "out"], model.blocks[i].mlp.proj(t[m + "post"]))
+        r = f"blocks.{i}."
+        if norm_position == "pre":
+            assert close(t[r + "resid_mid"], t[r + "resid_pre"] + t[a + "out"])
+            assert close(t[r + "resid_post"], t[r + "resid_mid"] + t[m + "out"])
+        if i + 1 < cfg.n_layers:
+            assert torch.equal(t[r + "resid_post"], t[f"blocks.{i + 1}.resid_pre"])
 
 
 def test_attention_pattern_rows_sum_to_one_and_are_causal(tiny_model, tiny_ids):

@@ -171,6 +171,12 @@ def test_kv_cache_gives_the_same_greedy_ids_past_the_context(enc):
     assert len(with_cache) == 110 > cfg.context_length
     assert with_cache == without
     assert len(set(with_cache[10:])) > 3, "degenerate test: the model repeats one token"
+    # and each id is the argmax of a plain forward over the last T ids before it, computed
+    # here independently (both paths above share the sliding-window code past the context)
+    with torch.no_grad():
+        for i in range(10, len(with_cache)):
+            window = torch.tensor([with_cache[:i][-cfg.context_length :]])
+            assert with_cache[i] == int(model(window)[0][0, -1].argmax()), i
     # a prompt longer than the context is cropped the same way
     long = list(range(40))
     assert (
@@ -183,10 +189,15 @@ def test_kv_cache_gives_the_same_greedy_ids_past_the_context(enc):
 
 
 def test_generation_from_many_threads(tiny_model):
+    from core import kvcache
+
     expected = [generate(tiny_model, [i], 15, temperature=1.0, seed=i).ids for i in range(8)]
     got = {}
+    kvcache._PREPARED.clear()  # the threads build the shared weight copies, all at once
+    start = threading.Barrier(8)
 
     def work(i):
+        start.wait()
         got[i] = generate(tiny_model, [i], 15, temperature=1.0, seed=i).ids
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
