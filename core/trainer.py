@@ -60,7 +60,7 @@ def _id_tensor(ids) -> torch.Tensor:
     if arr.dtype not in (np.uint16, np.uint32, np.int32, np.int64):
         arr = arr.astype(np.int64)
     if not arr.flags.writeable or not arr.flags.c_contiguous:  # a read-only memmap, a slice
-        arr = np.ascontiguousarray(arr).copy()
+        arr = np.array(arr, order="C")  # one copy, in the compact dtype
     return torch.from_numpy(arr)
 
 
