@@ -102,11 +102,7 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     if args.vocab_size is not None:
         m["vocab_size"] = args.vocab_size
     model_cfg, train_cfg = preset(args.preset, **m), TrainConfig(**t)
-    if train_cfg.seq_len and train_cfg.seq_len > model_cfg.context_length:
-        raise ValueError(
-            f"seq_len={train_cfg.seq_len} exceeds the model's context_length="
-            f"{model_cfg.context_length}"
-        )
+    train_cfg.window(model_cfg.context_length)  # before any corpus or BPE work
     return model_cfg, train_cfg
 
 

@@ -139,6 +139,15 @@ class TrainConfig:
         assert accum * micro * world_size == self.batch_size
         return accum
 
+    def window(self, context_length: int) -> int:
+        """Tokens per training window: seq_len, else the model's context; never beyond it."""
+        seq = self.seq_len or context_length
+        if seq > context_length:
+            raise TrainConfigError(
+                f"seq_len={seq} exceeds the model's context_length={context_length}"
+            )
+        return seq
+
     def micro_batch(self, world_size: int = 1) -> int:
         if self.micro_batch_size is not None:
             return self.micro_batch_size

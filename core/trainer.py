@@ -99,12 +99,7 @@ class Trainer:
         # provenance for the checkpoints: the code's commit ('+dirty' if edited), None outside git
         self.commit = runs.git_commit() if self.run_dir is not None and dist.is_main else None
         self.subscribers: list[Subscriber] = list(subscribers or [])
-        self.seq_len = config.seq_len or model.config.context_length
-        if self.seq_len > model.config.context_length:
-            raise ValueError(
-                f"seq_len={self.seq_len} exceeds the model's context_length="
-                f"{model.config.context_length}"
-            )
+        self.seq_len = config.window(model.config.context_length)
         self.micro = config.micro_batch(dist.world_size)
         self.accum = config.grad_accum_steps(dist.world_size)
         self.tokens_per_step = config.batch_size * self.seq_len

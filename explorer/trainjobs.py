@@ -157,9 +157,9 @@ def stop(run_id: str, *, registry=None) -> bool:
         if job.meta.get("fresh"):
             shutil.rmtree(run_dir, ignore_errors=True)
         else:
-            meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-            meta["status"] = "interrupted"
-            _write_meta(run_dir, meta)
+            from core.runs import update_run
+
+            update_run(run_dir, status="interrupted")
     return ok
 
 
