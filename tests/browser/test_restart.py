@@ -17,6 +17,8 @@ import os
 import signal
 import time
 
+from playwright.sync_api import expect
+
 from core.events import read_log
 from tests.browser.conftest import _need_chromium, _wait_idle, start_server, stop_server
 
@@ -164,8 +166,15 @@ def test_a_killed_training_process_is_shown_as_crashed_and_resumes(page, tmp_pat
         error.first.wait_for(timeout=60_000)
         text = error.first.inner_text()
         assert "The run crashed" in text and "ended unexpectedly (signal 9, SIGKILL)" in text, text
-        page.get_by_text("Resume continues from its last checkpoint.").wait_for(timeout=10_000)
-        main.get_by_text("Details").click()  # no Python traceback: what may have killed it
+        # the live fragment's elements stay on screen (faded) while the full rerun that replaces
+        # them draws, so for a moment each line is there twice; the settled page has it once
+        _wait_idle(page)
+        expect(page.get_by_text("Resume continues from its last checkpoint.")).to_have_count(
+            1, timeout=30_000
+        )
+        details = main.get_by_text("Details", exact=True)
+        expect(details).to_have_count(1, timeout=30_000)
+        details.click()  # no Python traceback: what may have killed it
         page.get_by_text("out-of-memory killer", exact=False).wait_for(timeout=10_000)
         shot(page, "restart_worker_killed")
         assert page.locator("[data-testid='stException']").count() == 0
