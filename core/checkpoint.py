@@ -283,6 +283,54 @@ def _load_pt(path: Path, map_location) -> Checkpoint:
     return Checkpoint(model, config, None, meta, path=path)
 
 
+def read_config(path) -> ModelConfig:
+    """The model config of a checkpoint (dir, run dir or `.pt` file) without building the model:
+    config.json alone for a directory, the whole file for a `.pt`."""
+    resolved = resolve_checkpoint(path)
+    if resolved.is_file():
+        return load_checkpoint(resolved).config
+    header = _read_json(resolved / CONFIG, "model config")
+    if header.get("format") != FORMAT or not isinstance(header.get("model"), dict):
+        raise CheckpointError(f"{resolved / CONFIG}: not a {FORMAT} checkpoint config")
+    return _config(header["model"], resolved / CONFIG)
+
+
+def load_base(path, *, dropout: float | None = None, expect_sha256: str | None = None,
+              map_location="cpu") -> tuple[Checkpoint, dict]:  # fmt: skip
+    """A checkpoint to fine-tune from (Raschka ch. 6-7 start from pre-trained weights, never
+    from scratch): its model, with `dropout` in place of the stored one when given, its
+    tokenizer, and where it came from: {"path", "step", "sha256"} of the weights file.
+
+    Fine-tuning keeps the architecture and the tokenizer, so a checkpoint without a tokenizer
+    is refused. `expect_sha256` (a restart of a run that began from this checkpoint) refuses
+    weights that changed since.
+    """
+    from core.runs import sha256_file
+
+    ckpt = load_checkpoint(path, map_location=map_location)
+    if ckpt.tokenizer is None:
+        raise CheckpointError(
+            f"{ckpt.path} has no tokenizer: fine-tuning needs the tokenizer the model was "
+            "trained with"
+        )
+    weights = ckpt.path if ckpt.path.is_file() else ckpt.path / WEIGHTS
+    sha = sha256_file(weights)
+    if expect_sha256 is not None and sha != expect_sha256:
+        raise CheckpointError(
+            f"{ckpt.path}: its weights changed since this run was created from them "
+            "(a different training step?); start a new run from the model as it is now"
+        )
+    if dropout is not None and dropout != ckpt.config.dropout:
+        config = ckpt.config.replace(dropout=dropout)
+        model = GPT(config).to(map_location)
+        model.load_state_dict(ckpt.model.state_dict())
+        ckpt = Checkpoint(model.eval(), config, ckpt.tokenizer, ckpt.meta, path=ckpt.path)
+    step = ckpt.meta.get("step")
+    origin = {"path": str(ckpt.path), "step": step if isinstance(step, int) else None,
+              "sha256": sha}  # fmt: skip
+    return ckpt, origin
+
+
 def load_checkpoint(path, *, map_location="cpu", load_extra: bool = False) -> Checkpoint:
     """Load a checkpoint dir, the LATEST checkpoint of a run dir, or a `.pt` file."""
     path = resolve_checkpoint(path)
@@ -302,7 +350,9 @@ def load_checkpoint(path, *, map_location="cpu", load_extra: bool = False) -> Ch
         name = ref.get("file", TOKENIZER) if isinstance(ref, dict) else None
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
             # a file beside config.json, by name: never a path to elsewhere on the machine
-            raise CheckpointError(f"{path / CONFIG}: the tokenizer must be a file name, got {name!r}")
+            raise CheckpointError(
+                f"{path / CONFIG}: the tokenizer must be a file name, got {name!r}"
+            )
         tok_path = path / name
         if not tok_path.is_file():
             raise CheckpointError(f"{path}: missing {tok_path.name} (the tokenizer)")

@@ -9,6 +9,11 @@ an unknown option fails with its name. The tokenizer is a byte-level BPE trained
 (loss, tokens/s) goes to stderr; everything else goes to the run dir (core.runs).
 `--resume` continues from the run dir's LATEST checkpoint; `--release` turns the finished run
 into a shippable asset (final checkpoint only, no optimizer state, manifest.json).
+`--init-from CKPT` fine-tunes: training starts from that checkpoint's weights, with its
+architecture and tokenizer (only `--dropout` may change), on the corpus or `--text` given:
+
+    python -m core.train --init-from assets/default --text my_stories.txt --lr 3e-4 \
+        --max-steps 300 --warmup-steps 20 --out runs/my-finetune
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from core.config import PRESETS, ModelConfig, preset
 from core.train_config import TrainConfig
 
 CLI_ONLY = {"corpus", "corpus_bytes", "corpus_seed", "text", "tokenizer", "vocab_size"}
-CLI_ONLY |= {"bpe_bytes", "preset", "out", "resume", "release", "threads", "quiet"}
+CLI_ONLY |= {"bpe_bytes", "preset", "out", "resume", "release", "threads", "quiet", "init_from"}
 
 
 def _parse_bool(s: str) -> bool:
@@ -73,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default=None, help="tokenizer.json to use (else train a BPE)")
     p.add_argument("--vocab-size", type=int, default=None, help="BPE vocab (default: preset's)")
     p.add_argument("--bpe-bytes", type=int, default=2_000_000, help="corpus prefix for BPE")
-    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="default: small")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CKPT",
+        help="fine-tune: start from this checkpoint or run dir (its model, tokenizer)",
+    )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT's LATEST checkpoint")
     p.add_argument("--release", action="store_true", help="strip to a shippable asset at the end")
@@ -101,7 +112,26 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     t = {k[2:]: v for k, v in vars(args).items() if k.startswith("t_") and v is not None}
     if args.vocab_size is not None:
         m["vocab_size"] = args.vocab_size
-    model_cfg, train_cfg = preset(args.preset, **m), TrainConfig(**t)
+    if args.init_from:
+        # the base checkpoint fixes the architecture and the tokenizer; dropout is a training knob
+        fixed = sorted(
+            ["--" + n.replace("_", "-") for n in m if n != "dropout"]
+            + [f for f, v in (("--preset", args.preset), ("--tokenizer", args.tokenizer)) if v]
+        )
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot be combined with --init-from: a fine-tune keeps the "
+                "base model's architecture and tokenizer (only --dropout may change)"
+            )
+        from core.checkpoint import read_config
+
+        model_cfg = read_config(args.init_from)
+        if "dropout" in m:
+            model_cfg = model_cfg.replace(dropout=m["dropout"])
+        train_cfg = TrainConfig(**t)
+        train_cfg.window(model_cfg.context_length)
+        return model_cfg, train_cfg
+    model_cfg, train_cfg = preset(args.preset or "small", **m), TrainConfig(**t)
     train_cfg.window(model_cfg.context_length)  # before any corpus or BPE work
     return model_cfg, train_cfg
 
@@ -136,6 +166,24 @@ def get_tokenizer(args, text: str, vocab_size: int, out: Path, dist):
         tok.save(saved)
     D.barrier(dist)
     return tok if dist.is_main else load_tokenizer(saved)
+
+
+def base_for_run(args, model_cfg: ModelConfig, out: Path):
+    """A fine-tune's model, tokenizer and origin: the base checkpoint's, or, for a --resume that
+    has a checkpoint of its own, that one's (so a base deleted since does not stop the resume;
+    its origin is the one recorded in run.json)."""
+    import json
+
+    from core.checkpoint import load_base, load_checkpoint
+    from core.runs import latest_checkpoint
+
+    if args.resume and latest_checkpoint(out) is not None:
+        own = load_checkpoint(out)
+        run_json = out / "run.json"
+        meta = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
+        return own.model, own.tokenizer, meta.get("init_from") or own.meta.get("init_from")
+    ckpt, origin = load_base(args.init_from, dropout=model_cfg.dropout)
+    return ckpt.model, ckpt.tokenizer, origin
 
 
 class ProgressBar:
@@ -230,14 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m core.train " + shlex.join(argv)
     try:  # bad input (a missing text, a corpus too small, a broken tokenizer): one sentence
         text = load_text(args)
-        tok = get_tokenizer(args, text, model_cfg.vocab_size, out, dist)
-        model_cfg = model_cfg.replace(vocab_size=tok.vocab_size)
+        init_from = None
+        if args.init_from:
+            model, tok, init_from = base_for_run(args, model_cfg, out)
+        else:
+            tok = get_tokenizer(args, text, model_cfg.vocab_size, out, dist)
+            model_cfg = model_cfg.replace(vocab_size=tok.vocab_size)
         ids = encode_corpus(tok, text)
         train_ids, val_ids = split_train_val(ids, train_cfg.val_fraction)
         torch.manual_seed(train_cfg.seed)
-        model = GPT(model_cfg)
+        if not args.init_from:
+            model = GPT(model_cfg)
         trainer = Trainer(model, train_ids, val_ids, train_cfg, tokenizer=tok, run_dir=out,
-                          dist=dist, command=command)  # fmt: skip
+                          dist=dist, command=command, init_from=init_from)  # fmt: skip
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

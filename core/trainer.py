@@ -86,8 +86,13 @@ class Trainer:
         dist: D.DistInfo = D.SINGLE,
         command: str = "",
         log: bool = True,
+        init_from: dict | None = None,
     ):
         self.cfg = config
+        # a fine-tune: where the starting weights came from (core.checkpoint.load_base), kept in
+        # run.json and every checkpoint; its run evaluates once before the first step, so the
+        # curve starts at the base model's loss on the new text
+        self.init_from = dict(init_from) if init_from else None
         self.dist = dist
         self.device = resolve_device(config.device)
         if self.device.type == "cpu":
@@ -335,6 +340,7 @@ class Trainer:
             "commit": self.commit,
             "train_loss": self.last_eval.train_loss if self.last_eval else self.last_loss,
             "val_loss": self.last_eval.val_loss if self.last_eval else None,
+            **({"init_from": self.init_from} if self.init_from else {}),
         }
         save_checkpoint(
             path,
@@ -376,6 +382,7 @@ class Trainer:
                 command=self.command,
                 seed=cfg.seed,
                 world_size=self.dist.world_size,
+                **({"init_from": self.init_from} if self.init_from else {}),
             )
             tok_file = self.run_dir / "tokenizer.json"
             if self.tokenizer is not None and (not self._resumed or not tok_file.exists()):
@@ -403,6 +410,8 @@ class Trainer:
         try:
             if self.step in frames and self.step not in self.timelapse.steps:
                 self._frame()
+            if self.init_from and self.step == 0 and self.dist.is_main and cfg.eval_every:
+                self.emit(self.evaluate())  # the base model on this text, before it adapts
             last_beat = time.time()
             while self.step < cfg.max_steps:
                 ev = self.train_step()

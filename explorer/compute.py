@@ -120,8 +120,15 @@ def unpack_upload(files: Sequence[tuple[str, bytes]], root: Path, max_bytes: int
                 for info in infos:
                     try:
                         loose[Path(info.filename).name] = zf.read(info)
-                    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error,
-                            EOFError, OSError, lzma.LZMAError) as exc:  # fmt: skip (bz2: OSError)
+                    except (
+                        zipfile.BadZipFile,
+                        RuntimeError,
+                        NotImplementedError,
+                        zlib.error,
+                        EOFError,
+                        OSError,
+                        lzma.LZMAError,
+                    ) as exc:  # fmt: skip (bz2: OSError)
                         # damaged, encrypted, or an unsupported compression
                         why = "it is password-protected" if info.flag_bits & 1 else str(exc)
                         raise ValueError(
@@ -156,7 +163,9 @@ def unpack_upload(files: Sequence[tuple[str, bytes]], root: Path, max_bytes: int
     except OSError as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"The upload could not be stored on the server ({exc.strerror}).") from None
+        raise ValueError(
+            f"The upload could not be stored on the server ({exc.strerror})."
+        ) from None
     try:
         os.rename(tmp, target)
     except OSError:  # another session put the same files in place first

@@ -12,6 +12,7 @@ last checkpoint (`resume()`), and an uploaded corpus is kept in the run dir for 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -29,9 +30,12 @@ from explorer.trainspec import (  # noqa: F401 - the page and tests use these th
     CORPORA,
     MAX_CORPUS_BYTES,
     TOKENIZERS,
+    BaseModelError,
     TrainSpec,
+    base_checkpoint,
     check_name,
     estimate,
+    model_config,
     validate,
 )
 
@@ -99,6 +103,15 @@ def start(
                 raise ValueError(f"Could not find a free name for the run {name!r}.") from None
     if spec.corpus == "upload":
         (run_dir / UPLOAD_FILE).write_bytes(upload or b"")
+    extra = {}
+    if spec.init_from:
+        try:
+            extra["init_from"] = base_origin(spec)
+        except ValueError:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        # the run's architecture is the base model's, written out (run.json, estimates, resume)
+        spec = dataclasses.replace(spec, model=model_config(spec).to_dict())
     _write_meta(
         run_dir,
         {
@@ -110,10 +123,26 @@ def start(
             "spec": spec.to_dict(),
             "command": f"Train page: {name}",
             "seed": spec.train.get("seed", 0),
+            **extra,
         },
     )
     _submit(run_dir, spec, resume=False, registry=registry, threads=threads, fresh=True)
     return name
+
+
+def base_origin(spec: TrainSpec) -> dict:
+    """Where a fine-tune starts: the base checkpoint's path, step and weights hash (the worker
+    refuses weights that changed since), and its picker key and label for the page."""
+    from core.checkpoint import WEIGHTS
+    from core.runs import checkpoint_step, sha256_file
+
+    path, label = base_checkpoint(spec.init_from)
+    try:
+        sha = sha256_file(path / WEIGHTS)
+    except OSError as exc:
+        raise BaseModelError(f"{label} cannot be read: {exc.strerror or exc}") from None
+    return {"key": spec.init_from, "label": label, "path": str(path),
+            "step": checkpoint_step(path), "sha256": sha}  # fmt: skip
 
 
 def resume(run_dir: str | Path, *, registry=None, threads: int = 1) -> str:

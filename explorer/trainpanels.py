@@ -45,6 +45,11 @@ def fmt_duration(seconds: float | None) -> str:
 def show_status(run_id: str, state: str, job, row: dict, m) -> None:
     step, total = m.last_step, row["max_steps"] or m.max_steps or 0
     st.markdown(f"Run `{run_id}` · **{state}**")  # run names are [A-Za-z0-9_.-] only
+    if row.get("from"):
+        st.caption(
+            f"Fine-tuned from {lit(row['from'])}: step 0 on the loss curves is the base model "
+            "on this text, before any update."
+        )
     if state == "queued":
         pos = jobs.registry().queue_position(run_id)
         st.info(f"Waiting for a free slot: number {pos} in the queue.")
@@ -162,7 +167,7 @@ def view_runs() -> None:
         st.info("No runs yet.")
         return
     cols = ["name", "state", "step", "max_steps", "train_loss", "val_loss", "layers", "heads"]
-    cols += ["width", "norm", "activation", "position", "created"]
+    cols += ["width", "norm", "activation", "position", "from", "created"]
     st.dataframe([{c: r[c] for c in cols} for r in rows], hide_index=True, key=k("table"))
     by_name = {r["name"]: r for r in rows}
 

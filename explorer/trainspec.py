@@ -38,6 +38,9 @@ class TrainSpec:
     corpus_seed: int = 0
     tokenizer: str = "bpe"  # key of TOKENIZERS
     vocab_size: int = 1024  # BPE only
+    # fine-tune: the model picker's key of the model to start from ("default", "run:NAME");
+    # its architecture and tokenizer are kept (model may then hold only "dropout")
+    init_from: str = ""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -58,10 +61,11 @@ def _field_of(message: str, known: set[str]) -> str:
 
 def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, str]:
     """Messages keyed by field name ("" for the whole form); empty when the spec can start."""
-    from core.config import ConfigError, ModelConfig
+    from core.config import ConfigError
     from core.train_config import TrainConfig, TrainConfigError
 
     errors: dict[str, str] = {}
+    fine = bool(spec.init_from)
     if spec.corpus not in CORPORA:
         errors["corpus"] = f"choose one of {', '.join(CORPORA)}"
     elif spec.corpus == "upload" and not upload_bytes:
@@ -70,7 +74,9 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
         errors["corpus_bytes"] = (
             f"corpus size must be between 10 kB and {MAX_CORPUS_BYTES // 10**6} MB"
         )
-    if spec.tokenizer not in TOKENIZERS:
+    if fine:  # the base model's tokenizer is kept
+        pass
+    elif spec.tokenizer not in TOKENIZERS:
         errors["tokenizer"] = f"choose one of {', '.join(TOKENIZERS)}"
     elif spec.tokenizer == "bpe" and not 260 <= spec.vocab_size <= 16_384:
         errors["vocab_size"] = (
@@ -78,7 +84,9 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
         )
     model = None
     try:
-        model = ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
+        model = model_config(spec)
+    except BaseModelError as exc:
+        errors["init_from"] = str(exc)
     except ConfigError as exc:
         errors[exc.field] = str(exc)
     except Exception as exc:  # noqa: BLE001 - the form shows a message, never a traceback
@@ -111,6 +119,58 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
     return errors
 
 
+class BaseModelError(ValueError):
+    """The model a fine-tune would start from is not there or not usable; a sentence for the form."""
+
+
+def base_checkpoint(key: str) -> tuple[Path, str]:
+    """(checkpoint dir, label) of the model picker's entry `key`, which must be the shipped model
+    or a finished run here; BaseModelError with a sentence otherwise."""
+    from core.checkpoint import CheckpointError, resolve_checkpoint
+    from explorer import registry
+
+    entry = registry.resolve(key) if isinstance(key, str) else None
+    if entry is None or entry.kind not in ("default", "run") or entry.path is None:
+        raise BaseModelError(f"there is no model {key!r} to fine-tune here")
+    label = "the shipped model" if entry.kind == "default" else f"run {key[4:]}"
+    if entry.kind == "run":
+        from core.runs import load_run
+
+        try:
+            status = load_run(entry.path).status
+        except (OSError, ValueError):
+            status = "unreadable"
+        if status not in registry.FINISHED:  # its weights would change under the new run
+            raise BaseModelError(f"{label} is {status}: fine-tune it once it has finished")
+    try:
+        return resolve_checkpoint(entry.path), label
+    except CheckpointError as exc:
+        raise BaseModelError(
+            f"{label} cannot be fine-tuned: {registry.hide_paths(str(exc))}"
+        ) from None
+
+
+def model_config(spec: TrainSpec):
+    """The ModelConfig the run will train: the base model's (with the spec's dropout) for a
+    fine-tune, else the form's sizes with the tokenizer's expected vocabulary."""
+    from core.checkpoint import CheckpointError, read_config
+    from core.config import ModelConfig
+    from explorer import registry
+
+    if not spec.init_from:
+        return ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
+    path, label = base_checkpoint(spec.init_from)
+    try:
+        cfg = read_config(path)
+    except CheckpointError as exc:
+        raise BaseModelError(
+            f"{label} cannot be fine-tuned: {registry.hide_paths(str(exc))}"
+        ) from None
+    if "dropout" in spec.model:
+        cfg = cfg.replace(dropout=spec.model["dropout"])
+    return cfg
+
+
 def _vocab_guess(spec: TrainSpec) -> int:
     """The model's vocab before the tokenizer exists: the BPE target, or ~100 characters."""
     return spec.vocab_size if spec.tokenizer == "bpe" else 128
@@ -128,11 +188,10 @@ def estimate(spec: TrainSpec, runs_root: str | Path | None = None) -> dict:
     by its measured / predicted seconds per step.
     """
     from core import stats
-    from core.config import ModelConfig
     from core.train_config import TrainConfig
     from core.train_state import resolve_device
 
-    cfg = ModelConfig.from_dict({**spec.model, "vocab_size": _vocab_guess(spec)})
+    cfg = model_config(spec)
     tc = TrainConfig.from_dict(spec.train)
     seq = tc.seq_len or cfg.context_length
     micro = tc.micro_batch(1)

@@ -64,6 +64,7 @@ def _row(info, registry) -> dict:
         "activation": info.model.get("activation"),
         "position": info.model.get("pos_encoding"),
         "grad_clip": info.train.get("grad_clip"),
+        "from": _base_label(info.extra.get("init_from")),  # a fine-tune's base model
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
         "checkpoint": info.latest_checkpoint is not None,
         # a crash (a full disk, a killed process) is resumable too: its last checkpoint is intact
@@ -71,6 +72,14 @@ def _row(info, registry) -> dict:
         "error": info.extra.get("error") or final.get("reason"),
         "path": str(info.path),
     }
+
+
+def _base_label(origin) -> str | None:
+    """'run X, step N' for a fine-tune's base (from run.json's init_from); None otherwise."""
+    if not isinstance(origin, dict):
+        return None
+    label, step = str(origin.get("label") or "a checkpoint"), origin.get("step")
+    return f"{label}, step {step}" if isinstance(step, int) else label
 
 
 _FIGS: dict[str, tuple[tuple, dict]] = {}

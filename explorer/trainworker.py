@@ -95,13 +95,25 @@ def train(run_dir: Path, ch: Channel, *, resume: bool, threads: int) -> dict:
     spec = TrainSpec.from_dict(meta["spec"])
     ch.set_progress(0, None, "preparing the corpus")
     text = load_corpus_text(run_dir, spec)
-    ch.set_progress(0, None, "training the tokenizer")
-    tok = build_tokenizer(
-        run_dir,
-        spec,
-        text,
-        progress=lambda done, total: ch.set_progress(0, None, f"tokenizer {done}/{total}"),
-    )
+    origin = meta.get("init_from") if spec.init_from else None
+    base = None
+    if origin and (not resume or not (run_dir / "tokenizer.json").exists()):
+        # a fine-tune's first start: the base model's weights (unchanged since the run was
+        # created) and its tokenizer; a resume takes both from the run's own checkpoint
+        from core.checkpoint import load_base
+
+        ch.set_progress(0, None, "loading the base model")
+        base, _ = load_base(origin["path"], dropout=spec.model.get("dropout"),
+                            expect_sha256=origin.get("sha256"))  # fmt: skip
+        tok = base.tokenizer
+    else:
+        ch.set_progress(0, None, "training the tokenizer")
+        tok = build_tokenizer(
+            run_dir,
+            spec,
+            text,
+            progress=lambda done, total: ch.set_progress(0, None, f"tokenizer {done}/{total}"),
+        )
     if ch.stopped():
         set_status(run_dir, "stopped", final={"note": "stopped before training"})
         return {"status": "stopped"}
@@ -111,7 +123,7 @@ def train(run_dir: Path, ch: Channel, *, resume: bool, threads: int) -> dict:
     train_ids, val_ids = split_train_val(ids, tc.val_fraction)
     cfg = ModelConfig.from_dict({**spec.model, "vocab_size": tok.vocab_size})
     torch.manual_seed(tc.seed)
-    model = GPT(cfg)
+    model = base.model if base is not None else GPT(cfg)
     trainer = Trainer(
         model,
         train_ids,
@@ -121,6 +133,7 @@ def train(run_dir: Path, ch: Channel, *, resume: bool, threads: int) -> dict:
         run_dir=run_dir,
         subscribers=[ch.emit],
         command=f"Train page: {run_dir.name}",
+        init_from=origin,
     )
     ch.on_stop(trainer.stop)
     if resume:

@@ -1,4 +1,5 @@
-"""Train: configure and start a run, watch it learn live, compare runs, scrub the time-lapse.
+"""Train: configure and start a run (pre-train a new model or fine-tune an existing one), watch it
+learn live, compare runs, scrub the time-lapse.
 
 A training runs in a plain background thread held by the process-wide job registry
 (explorer/jobs.py), never in this script: a rerun or a closed tab cannot kill it. The run id sits in
@@ -47,7 +48,12 @@ DEFAULTS = {  # a run that learns visibly in about a minute on one core
     "tokenizer": "bpe",
     "vocab_size": 512,
     "label": "",
+    "init_from": "",  # "" pre-trains a new model; a picker key fine-tunes that model
+    "ft_seq": 64,  # tokens per sequence when fine-tuning (at most the base's context)
 }
+# a fine-tune starts from weights that already work: a 10x lower learning rate keeps what they
+# know (Raschka ch. 7 fine-tunes GPT-2 at 5e-5 after pre-training at 4e-4), a short warm-up
+FINE_TUNE = {"lr": 3e-4, "warmup_steps": 10, "max_steps": 200}
 
 
 def init_defaults() -> None:
@@ -77,10 +83,35 @@ def apply_preset() -> None:
         st.session_state[k("vocab_size")] = cfg.vocab_size
 
 
+def on_base_change() -> None:
+    """Switching between pre-training and fine-tuning swaps the schedule's defaults, unless the
+    user had already changed them."""
+    fine = bool(st.session_state[k("init_from")])
+    new, old = (FINE_TUNE, DEFAULTS) if fine else (DEFAULTS, FINE_TUNE)
+    for name in FINE_TUNE:
+        if st.session_state.get(k(name)) == old[name]:
+            st.session_state[k(name)] = new[name]
+
+
+def base_options() -> list[str]:
+    """ "" (a new model) and the picker keys of the models a run can fine-tune: the shipped one
+    and every finished run with a checkpoint."""
+    keys = [e.key for e in registry.list_models() if e.kind in ("default", "run")]
+    if st.session_state.get(k("init_from")) not in ["", *keys]:
+        st.session_state[k("init_from")] = ""  # its run was deleted meanwhile
+    return ["", *keys]
+
+
+def base_label(key: str) -> str:
+    if not key:
+        return "A new model with random weights (pre-train)"
+    return "Fine-tune the shipped model" if key == "default" else f"Fine-tune run {key[4:]}"
+
+
 def spec_from_state() -> trainjobs.TrainSpec:
     s = lambda name: st.session_state[k(name)]  # noqa: E731
     micro, accum = int(s("micro_batch")), int(s("accum"))
-    return trainjobs.TrainSpec(
+    spec = trainjobs.TrainSpec(
         label=s("label").strip(),
         model={f: int(s(f)) for f in MODEL_FIELDS}
         | {f: s(f) for f in ("activation", "norm", "norm_position", "pos_encoding")}
@@ -106,6 +137,11 @@ def spec_from_state() -> trainjobs.TrainSpec:
         tokenizer=s("tokenizer"),
         vocab_size=int(s("vocab_size")),
     )
+    if s("init_from"):  # the base model's architecture and tokenizer; the window is the form's
+        spec.init_from = s("init_from")
+        spec.model = {"dropout": float(s("dropout"))}
+        spec.train["seq_len"] = int(s("ft_seq"))
+    return spec
 
 
 def upload_bytes() -> bytes | None:
@@ -130,7 +166,7 @@ def on_start() -> None:
 def view_new_run() -> None:
     from core.config import PRESETS
 
-    errors: dict[str, str] = {}
+    bases = base_options()  # first: it resets a base that was deleted meanwhile
     spec = spec_from_state()
     errors = trainjobs.validate(spec, upload_bytes=len(upload_bytes() or b""))
 
@@ -140,92 +176,147 @@ def view_new_run() -> None:
                 st.error(errors[f], icon=":material/error:")
 
     st.selectbox(
-        "Preset",
-        ["custom", *PRESETS],
-        key=k("preset"),
+        "Start from",
+        bases,
+        format_func=base_label,
+        key=k("init_from"),
         **KEEP,
-        on_change=apply_preset,
-        help="Fills the sizes below; change any of them afterwards for your own shape.",
+        on_change=on_base_change,
+        help="Pre-train a new model from random weights, or fine-tune one that already exists "
+        "on new text (domain adaptation): it keeps that model's architecture and tokenizer "
+        "and changes only its weights.",
     )
+    msg("init_from")
+    fine = bool(st.session_state[k("init_from")]) and "init_from" not in errors
+    if not st.session_state[k("init_from")]:
+        st.selectbox(
+            "Preset",
+            ["custom", *PRESETS],
+            key=k("preset"),
+            **KEEP,
+            on_change=apply_preset,
+            help="Fills the sizes below; change any of them afterwards for your own shape.",
+        )
+    base = trainjobs.model_config(spec) if fine else None
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Model", divider="gray")
-        a, b = st.columns(2)
-        a.number_input("Layers (L)", 1, 24, key=k("n_layers"), **KEEP)
-        b.number_input("Heads (H)", 1, 32, key=k("n_heads"), **KEEP)
-        a.number_input("Width (C)", 8, 2048, step=8, key=k("d_model"), **KEEP)
-        b.number_input("Context (T)", 8, 2048, step=8, key=k("context_length"), **KEEP)
-        msg("n_layers", "n_heads", "d_model", "context_length")
-        a.selectbox("Activation", ["gelu", "relu", "swiglu"], key=k("activation"), **KEEP)
-        b.selectbox("Norm position", ["pre", "post"], key=k("norm_position"), **KEEP)
-        a.selectbox(
-            "Position encoding",
-            ["learned", "sinusoidal", "rope", "none"],
-            key=k("pos_encoding"),
-            **KEEP,
-        )
-        b.selectbox("Norm", ["layernorm", "rmsnorm"], key=k("norm"), **KEEP)
-        st.number_input("Dropout", 0.0, 0.9, step=0.05, key=k("dropout"), **KEEP)
-        msg("activation", "norm_position", "pos_encoding", "norm", "dropout", "")
-        st.subheader("Data", divider="gray")
-        st.radio(
-            "Corpus",
-            list(trainjobs.CORPORA),
-            format_func=trainjobs.CORPORA.get,
-            key=k("corpus"),
-            **KEEP,
-            horizontal=True,
-        )
-        if st.session_state[k("corpus")] == "upload":
-            st.file_uploader("A UTF-8 text file", type=["txt", "md"], key=k("upload"))
-        st.slider("Corpus size (kB)", 10, 5000, step=10, key=k("corpus_kb"), **KEEP)
-        msg("corpus", "corpus_bytes")
-        st.radio(
-            "Tokenizer",
-            list(trainjobs.TOKENIZERS),
-            format_func=trainjobs.TOKENIZERS.get,
-            key=k("tokenizer"),
-            **KEEP,
-            horizontal=True,
-        )
-        if st.session_state[k("tokenizer")] == "bpe":
-            st.number_input(
-                "BPE vocabulary size (V)", 260, 16384, step=64, key=k("vocab_size"), **KEEP
-            )
-        msg("tokenizer", "vocab_size")
-    with c2:
-        st.subheader("Training", divider="gray")
-        a, b = st.columns(2)
-        a.number_input("Steps", 1, 1_000_000, step=50, key=k("max_steps"), **KEEP)
-        b.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", key=k("lr"), **KEEP)
-        a.number_input("Warm-up steps", 0, 100_000, step=10, key=k("warmup_steps"), **KEEP)
-        b.number_input("Gradient clip (0 = off)", 0.0, 100.0, step=0.5, key=k("grad_clip"), **KEEP)
-        a.number_input("Batch (sequences per forward)", 1, 512, key=k("micro_batch"), **KEEP)
-        b.number_input("Accumulation steps", 1, 64, key=k("accum"), **KEEP)
-        a.number_input("Evaluate every (steps)", 0, 100_000, step=5, key=k("eval_every"), **KEEP)
-        b.number_input("Time-lapse frames", 0, 64, key=k("frames"), **KEEP)
-        a.number_input("Seed", 0, 2**31 - 1, key=k("seed"), **KEEP)
-        b.checkbox("bf16 autocast", key=k("bf16"), **KEEP)
-        msg(*[f for f in errors if f not in DEFAULTS and f not in ("corpus_bytes", "")])
-        msg("max_steps", "lr", "warmup_steps", "grad_clip", "seq_len", "batch_size")
-        st.text_input("Run name (optional)", key=k("label"), **KEEP, max_chars=120)
-        msg("label")
-        st.subheader("Estimate", divider="gray")
-        if not errors:
-            show_estimate(spec)
+        if st.session_state[k("init_from")]:
+            if base is not None:
+                show_base(base)
+            st.number_input("Dropout", 0.0, 0.9, step=0.05, key=k("dropout"), **KEEP)
+            msg("dropout", "")
         else:
-            st.info("Fix the fields marked above to see the estimate.")
-        failed = st.session_state.pop(k("start_error"), None)
-        if failed:
-            st.error(f"Could not start: {failed}")
-        st.button(
-            "Start training",
-            type="primary",
-            disabled=bool(errors),
-            on_click=on_start,
-            key=k("start"),
-            icon=":material/play_arrow:",
-        )
+            model_fields(msg)
+        data_fields(msg, fine=bool(st.session_state[k("init_from")]))
+    with c2:
+        training_fields(spec, errors, msg, base)
+
+
+def show_base(cfg) -> None:
+    """What a fine-tune keeps: the base model's shape and tokenizer, in one box."""
+    from core import stats
+
+    params = stats.param_counts(cfg)["total"]
+    st.info(
+        f"Kept from the base model: L={cfg.n_layers} H={cfg.n_heads} C={cfg.d_model}, "
+        f"context {cfg.context_length}, {cfg.activation}, {cfg.norm_position}-{cfg.norm}, "
+        f"{cfg.pos_encoding} positions, {params / 1e6:.2f}M parameters, and its tokenizer "
+        f"(vocabulary {cfg.vocab_size}). Only the weights change. The first evaluation, at "
+        "step 0, measures the base model on your text before any update.",
+        icon=":material/model_training:",
+    )
+
+
+def model_fields(msg) -> None:
+    a, b = st.columns(2)
+    a.number_input("Layers (L)", 1, 24, key=k("n_layers"), **KEEP)
+    b.number_input("Heads (H)", 1, 32, key=k("n_heads"), **KEEP)
+    a.number_input("Width (C)", 8, 2048, step=8, key=k("d_model"), **KEEP)
+    b.number_input("Context (T)", 8, 2048, step=8, key=k("context_length"), **KEEP)
+    msg("n_layers", "n_heads", "d_model", "context_length")
+    a.selectbox("Activation", ["gelu", "relu", "swiglu"], key=k("activation"), **KEEP)
+    b.selectbox("Norm position", ["pre", "post"], key=k("norm_position"), **KEEP)
+    a.selectbox(
+        "Position encoding",
+        ["learned", "sinusoidal", "rope", "none"],
+        key=k("pos_encoding"),
+        **KEEP,
+    )
+    b.selectbox("Norm", ["layernorm", "rmsnorm"], key=k("norm"), **KEEP)
+    st.number_input("Dropout", 0.0, 0.9, step=0.05, key=k("dropout"), **KEEP)
+    msg("activation", "norm_position", "pos_encoding", "norm", "dropout", "")
+
+
+def data_fields(msg, *, fine: bool) -> None:
+    st.subheader("Data", divider="gray")
+    st.radio(
+        "Corpus",
+        list(trainjobs.CORPORA),
+        format_func=trainjobs.CORPORA.get,
+        key=k("corpus"),
+        **KEEP,
+        horizontal=True,
+    )
+    if st.session_state[k("corpus")] == "upload":
+        st.file_uploader("A UTF-8 text file", type=["txt", "md"], key=k("upload"))
+    st.slider("Corpus size (kB)", 10, 5000, step=10, key=k("corpus_kb"), **KEEP)
+    msg("corpus", "corpus_bytes")
+    if fine:
+        st.caption("Tokenizer: the base model's (a fine-tune cannot change the vocabulary).")
+        return
+    st.radio(
+        "Tokenizer",
+        list(trainjobs.TOKENIZERS),
+        format_func=trainjobs.TOKENIZERS.get,
+        key=k("tokenizer"),
+        **KEEP,
+        horizontal=True,
+    )
+    if st.session_state[k("tokenizer")] == "bpe":
+        st.number_input("BPE vocabulary size (V)", 260, 16384, step=64, key=k("vocab_size"), **KEEP)
+    msg("tokenizer", "vocab_size")
+
+
+def training_fields(spec, errors: dict, msg, base) -> None:
+    st.subheader("Training", divider="gray")
+    a, b = st.columns(2)
+    a.number_input("Steps", 1, 1_000_000, step=50, key=k("max_steps"), **KEEP)
+    b.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", key=k("lr"), **KEEP)
+    a.number_input("Warm-up steps", 0, 100_000, step=10, key=k("warmup_steps"), **KEEP)
+    b.number_input("Gradient clip (0 = off)", 0.0, 100.0, step=0.5, key=k("grad_clip"), **KEEP)
+    a.number_input("Batch (sequences per forward)", 1, 512, key=k("micro_batch"), **KEEP)
+    b.number_input("Accumulation steps", 1, 64, key=k("accum"), **KEEP)
+    a.number_input("Evaluate every (steps)", 0, 100_000, step=5, key=k("eval_every"), **KEEP)
+    b.number_input("Time-lapse frames", 0, 64, key=k("frames"), **KEEP)
+    a.number_input("Seed", 0, 2**31 - 1, key=k("seed"), **KEEP)
+    b.checkbox("bf16 autocast", key=k("bf16"), **KEEP)
+    if spec.init_from:
+        context = base.context_length if base is not None else 8
+        a.number_input("Tokens per sequence", 8, max(8, context), step=8, key=k("ft_seq"),
+                       help="At most the base model's context; shorter windows train faster.",
+                       **KEEP)  # fmt: skip
+    listed = ("max_steps", "lr", "warmup_steps", "grad_clip", "seq_len", "batch_size")
+    msg(*[f for f in errors if f not in DEFAULTS and f not in ("corpus_bytes", "", *listed)])
+    msg(*listed)
+    st.text_input("Run name (optional)", key=k("label"), **KEEP, max_chars=120)
+    msg("label")
+    st.subheader("Estimate", divider="gray")
+    if not errors:
+        show_estimate(spec)
+    else:
+        st.info("Fix the fields marked above to see the estimate.")
+    failed = st.session_state.pop(k("start_error"), None)
+    if failed:
+        st.error(f"Could not start: {failed}")
+    st.button(
+        "Start training",
+        type="primary",
+        disabled=bool(errors),
+        on_click=on_start,
+        key=k("start"),
+        icon=":material/play_arrow:",
+    )
 
 
 def show_estimate(spec) -> None:
@@ -317,8 +408,8 @@ def main() -> None:
     init_defaults()
     st.title("Train")
     st.caption(
-        "Pre-train a small GPT on this computer and watch it learn: the run continues if you "
-        "close the tab, and its link brings you back to it."
+        "Pre-train a small GPT on this computer, or fine-tune one on your own text, and watch "
+        "it learn: the run continues if you close the tab, and its link brings you back to it."
     )
     view = st.segmented_control("View", VIEWS, key=k("view"), label_visibility="collapsed")
     view = view or VIEWS[0]

@@ -21,7 +21,12 @@ def test_first_processor_block_and_relevant_flags(tmp_path):
     path = tmp_path / "cpuinfo"
     path.write_text(CPUINFO)
     d = describe_cpu(str(path))
-    assert (d["vendor"], d["family"], d["model"], d["stepping"]) == ("AuthenticAMD", "25", "17", "1")
+    assert (d["vendor"], d["family"], d["model"], d["stepping"]) == (
+        "AuthenticAMD",
+        "25",
+        "17",
+        "1",
+    )
     assert d["model_name"] == "AMD EPYC"
     assert d["isa"] == ["avx2", "avx512f", "avx512_bf16"]  # amx_bf16 is the second block's
 

@@ -60,7 +60,11 @@ def test_precompute_and_load_maps(tmp_path):
     bad = {**index, "maps": {"pca": {"file": "../secret.npy"}}}
     (out / "index.json").write_text(json.dumps(bad))
     assert P.load_maps(tmp_path, m) == {}
-    for broken in ({**index, "shape": None}, {**index, "maps": {"pca": None}}, {**index, "maps": 3}):
+    for broken in (
+        {**index, "shape": None},
+        {**index, "maps": {"pca": None}},
+        {**index, "maps": 3},
+    ):
         (out / "index.json").write_text(json.dumps(broken))
         assert P.load_maps(tmp_path, m) == {}
 

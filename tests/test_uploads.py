@@ -162,7 +162,7 @@ def test_a_padded_vocabulary_gets_labels_for_every_id(upload_root):
     entry = loaders.save_upload(_with_tokenizer(CharTokenizer("abc")))
     model, tok, cfg, *_ = compute.load_model("upload", entry.path)
     labels = compute.vocab_labels(tok, cfg.vocab_size)
-    assert len(labels) == 128 and labels[:tok.vocab_size] == compute.vocab_labels(tok)
+    assert len(labels) == 128 and labels[: tok.vocab_size] == compute.vocab_labels(tok)
     assert labels[100] == "<100>"
     steps = list(stream(model, compute.encode(tok, "abc"), 8, 1.0, None, None, 0))
     assert any(s.token_id >= tok.vocab_size for s in steps)  # the random model uses them
