@@ -326,7 +326,7 @@ def load_base(path, *, dropout: float | None = None, expect_sha256: str | None =
         model.load_state_dict(ckpt.model.state_dict())
         ckpt = Checkpoint(model.eval(), config, ckpt.tokenizer, ckpt.meta, path=ckpt.path)
     step = ckpt.meta.get("step")
-    origin = {"path": str(ckpt.path), "step": step if isinstance(step, int) else None,
+    origin = {"path": str(ckpt.path.absolute()), "step": step if isinstance(step, int) else None,
               "sha256": sha}  # fmt: skip
     return ckpt, origin
 

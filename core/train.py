@@ -124,8 +124,11 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
                 "base model's architecture and tokenizer (only --dropout may change)"
             )
         from core.checkpoint import read_config
+        from core.runs import latest_checkpoint
 
-        model_cfg = read_config(args.init_from)
+        # a resume reads its own checkpoint: the base may have gone since (base_for_run too)
+        own = args.resume and latest_checkpoint(args.out) is not None
+        model_cfg = read_config(args.out if own else args.init_from)
         if "dropout" in m:
             model_cfg = model_cfg.replace(dropout=m["dropout"])
         train_cfg = TrainConfig(**t)

@@ -86,11 +86,17 @@ def apply_preset() -> None:
 def on_base_change() -> None:
     """Switching between pre-training and fine-tuning swaps the schedule's defaults, unless the
     user had already changed them."""
-    fine = bool(st.session_state[k("init_from")])
-    new, old = (FINE_TUNE, DEFAULTS) if fine else (DEFAULTS, FINE_TUNE)
+    key = st.session_state[k("init_from")]
+    new, old = (FINE_TUNE, DEFAULTS) if key else (DEFAULTS, FINE_TUNE)
     for name in FINE_TUNE:
         if st.session_state.get(k(name)) == old[name]:
             st.session_state[k(name)] = new[name]
+    if key:  # the window fits the new base's context
+        try:
+            context = trainjobs.model_config(trainjobs.TrainSpec(init_from=key)).context_length
+        except (ValueError, OSError):
+            return  # the form says what is wrong with this base
+        st.session_state[k("ft_seq")] = min(int(st.session_state[k("ft_seq")]), context)
 
 
 def base_options() -> list[str]:

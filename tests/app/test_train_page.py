@@ -267,3 +267,72 @@ def test_time_lapse_of_the_shipped_model_moves_every_view_with_one_slider(runs_r
     assert f"at step {first}" in titles
     html = [h.proto.body for h in at.get("html")]
     assert html and 'title="loss' in html[0]
+
+
+def test_start_from_switches_the_form_to_a_fine_tune_and_back(runs_root):
+    at = page().run()
+    base = at.selectbox(key="train_init_from")
+    assert base.options[:2] == [
+        "A new model with random weights (pre-train)",
+        "Fine-tune the shipped model",
+    ]
+    base.select("default").run()
+    assert not at.exception and not errors(at), errors(at)
+    kept = [i.value for i in at.info if i.value.startswith("Kept from the base model")]
+    assert kept and "L=4 H=4 C=128" in kept[0] and "vocabulary 2048" in kept[0]
+    keys = {n.key for n in at.number_input}
+    assert "train_n_layers" not in keys and "train_vocab_size" not in keys
+    assert "train_ft_seq" in keys and not [s for s in at.selectbox if s.key == "train_preset"]
+    assert at.number_input(key="train_lr").value == pytest.approx(3e-4)  # a fine-tune's default
+    assert [m.value for m in at.metric][0] == "1.09 M"  # the base model's parameters
+    at.number_input(key="train_max_steps").set_value(50).run()  # the user's own value stays
+    at.selectbox(key="train_init_from").select("").run()
+    assert at.number_input(key="train_lr").value == pytest.approx(3e-3)
+    assert at.number_input(key="train_max_steps").value == 50
+    assert "train_n_layers" in {n.key for n in at.number_input}
+
+
+def test_a_deleted_base_falls_back_to_a_new_model(runs_root):
+    import shutil
+
+    from core.trainer import Trainer
+    from tests.trainutil import tiny_cfg, tiny_data, tiny_model
+
+    tok, train_ids, val_ids = tiny_data()
+    Trainer(tiny_model(tok.vocab_size), train_ids, val_ids, tiny_cfg(max_steps=3, ckpt_every=3),
+            tokenizer=tok, run_dir=runs_root / "soon-gone").run()  # fmt: skip
+    at = page().run()
+    at.selectbox(key="train_init_from").select("run:soon-gone").run()
+    assert not errors(at), errors(at)
+    assert any("L=2 H=4 C=32, context 32" in i.value for i in at.info)  # the tiny shape
+    shutil.rmtree(runs_root / "soon-gone")  # deleted from another tab
+    at.run()
+    assert not at.exception and not errors(at), errors(at)
+    assert at.selectbox(key="train_init_from").value == ""
+    assert "train_n_layers" in {n.key for n in at.number_input}
+
+
+@pytest.mark.slow
+def test_a_fine_tune_from_the_page_says_where_it_started(runs_root):
+    at = page().run()
+    at.selectbox(key="train_init_from").select("default").run()
+    for key, value in {
+        "train_max_steps": 4,
+        "train_micro_batch": 4,
+        "train_eval_every": 2,
+        "train_frames": 0,
+        "train_corpus_kb": 20,
+        "train_ft_seq": 32,
+    }.items():
+        at.session_state[key] = value  # fmt: skip
+    at.text_input(key="train_label").input("ft-page").run()
+    assert not errors(at), errors(at)
+    start_button(at).click().run()
+    job = jobs.registry().get("ft-page")
+    assert job is not None and job.wait(120) and job.state == jobs.DONE, job.error
+    at.run()
+    assert not at.exception
+    assert any("Fine-tuned from the shipped model, step 6000" in c.value for c in at.caption)
+    at.segmented_control(key="train_view").set_value("Runs").run()
+    table = at.dataframe[0].value
+    assert list(table.loc[table["name"] == "ft-page", "from"]) == ["the shipped model, step 6000"]
