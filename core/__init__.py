@@ -35,6 +35,7 @@ _EXPORTS = {
     "memory_estimate": "core.stats",
     "save_checkpoint": "core.checkpoint",
     "load_checkpoint": "core.checkpoint",
+    "load_base": "core.checkpoint",
     "CheckpointError": "core.checkpoint",
     "import_hf_gpt2": "core.hf_gpt2",
     "export_hf_gpt2": "core.hf_gpt2",

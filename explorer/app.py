@@ -57,7 +57,7 @@ BLURBS = {
     "embeddings.py": "Maps of the token embedding table and of positions.",
     "attention.py": "Every head of every layer on your prompt, step by step.",
     "activations.py": "The residual stream, MLP neurons and the logit lens.",
-    "train.py": "Train a model in the background and watch it learn.",
+    "train.py": "Pre-train a model, or fine-tune one on your own text, and watch it learn.",
     "sample.py": "Temperature, top-k and top-p on the next-token distribution; generate.",
 }
 
@@ -68,7 +68,7 @@ def start_page(sections: dict[str, list]) -> None:
     st.markdown(
         "Build, train and look inside a small GPT, live, on a CPU. The pages follow the path of "
         "*Build a Large Language Model (From Scratch)*: tokenize → embed → attend → transformer "
-        "block → pre-train → generate. The model chosen in the sidebar is the one every page "
+        "block → pre-train → generate → fine-tune. The model chosen in the sidebar is the one every page "
         "shows; the shared prompt is where the model-reading pages start."
     )
     try:
