@@ -410,8 +410,14 @@ class Trainer:
         try:
             if self.step in frames and self.step not in self.timelapse.steps:
                 self._frame()
-            if self.init_from and self.step == 0 and self.dist.is_main and cfg.eval_every:
-                self.emit(self.evaluate())  # the base model on this text, before it adapts
+            if self.init_from and self.step == 0 and self.dist.is_main:
+                # the base model on this text, before it adapts: its loss and what it writes
+                if cfg.eval_every:
+                    self.emit(self.evaluate())
+                if cfg.sample_every or cfg.eval_every:
+                    sample = self.sample()
+                    if sample is not None:
+                        self.emit(sample)
             last_beat = time.time()
             while self.step < cfg.max_steps:
                 ev = self.train_step()

@@ -337,9 +337,10 @@ def show_estimate(spec) -> None:
     fb = trainpanels.fmt_bytes
     b.metric("Memory", fb(mem.get("total", 0)))
     c.metric("Time (rough)", trainpanels.fmt_duration(est["seconds"]))
+    first = "loading the base model" if spec.init_from else "tokenizer training"
     st.caption(
         f"{est['tokens'] / 1e6:.2f} M tokens ({est['tokens_per_step']:,} per step), about "
-        f"{est['step_seconds'] * 1000:.0f} ms per step ({est['basis']}); plus tokenizer training "
+        f"{est['step_seconds'] * 1000:.0f} ms per step ({est['basis']}); plus {first} "
         f"and time-lapse frames. Memory: weights {fb(mem.get('weights', 0))}, AdamW "
         f"{fb(mem.get('adamw', 0))}, activations {fb(mem.get('activations', 0))}."
     )

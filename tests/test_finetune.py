@@ -106,6 +106,8 @@ def test_a_fine_tune_evaluates_the_base_first_and_records_it(base_dir, tmp_path)
     assert trainer.run().kind == "done"
     evals = [e for e in read_log(run / "log.jsonl") if e["event"] == "eval"]
     assert [e["step"] for e in evals] == [0, 3, 6]
+    samples = [e for e in read_log(run / "log.jsonl") if e["event"] == "sample"]
+    assert [e["step"] for e in samples] == [0, 3, 6]  # what the base wrote, then the fine-tune
     assert evals[0]["val_loss"] == pytest.approx(ref.val_loss, rel=1e-6)
     assert evals[0]["train_loss"] == pytest.approx(ref.train_loss, rel=1e-6)
     assert load_run(run).extra["init_from"] == origin
@@ -123,7 +125,8 @@ def test_a_run_from_scratch_has_no_step_zero_evaluation(tmp_path):
     run = tmp_path / "scratch"
     cfg = tiny_cfg(max_steps=3, eval_every=3, ckpt_every=3)
     Trainer(tiny_model(tok.vocab_size), train_ids, val_ids, cfg, tokenizer=tok, run_dir=run).run()
-    assert [e["step"] for e in read_log(run / "log.jsonl") if e["event"] == "eval"] == [3]
+    events = read_log(run / "log.jsonl")
+    assert [e["step"] for e in events if e["event"] in ("eval", "sample")] == [3, 3]
     assert "init_from" not in load_run(run).extra
 
 
