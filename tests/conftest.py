@@ -17,6 +17,16 @@ collect_ignore_glob = ["bench/*"]
 
 
 @pytest.fixture
+def reg():
+    """A private job registry (one training at a time); every job thread must end with the test."""
+    from explorer.jobs import JobRegistry
+
+    r = JobRegistry(max_concurrent=1)
+    yield r
+    assert r.stop_all(timeout=60), "a test left a job thread running"
+
+
+@pytest.fixture
 def tiny_config():
     """2 layers, 4 heads, C=32, T=32, V=128: a GPT that runs in milliseconds."""
     return preset("tiny")

@@ -210,15 +210,6 @@ def ft_spec(init_from: str, steps: int = 4, ckpt_every: int = 0, **train):
 
 
 @pytest.fixture
-def reg():
-    from explorer import jobs
-
-    r = jobs.JobRegistry(max_concurrent=1)
-    yield r
-    assert r.stop_all(timeout=60)
-
-
-@pytest.fixture
 def runs_root(tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSBOX_RUNS", str(tmp_path))
     return tmp_path

@@ -51,13 +51,6 @@ def worker_with(patch: str) -> list[str]:
             "raise SystemExit(main())"]  # fmt: skip
 
 
-@pytest.fixture
-def reg():
-    r = jobs.JobRegistry(max_concurrent=1)
-    yield r
-    assert r.stop_all(timeout=60)
-
-
 def wait_for_step(job, n: int, timeout: float = 90) -> None:
     deadline = time.time() + timeout
     while not any(getattr(e, "kind", "") == "step" and e.step >= n for e in job.events()):

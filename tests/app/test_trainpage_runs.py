@@ -191,13 +191,6 @@ def tiny_spec(steps: int, label: str) -> TrainSpec:
     )  # fmt: skip
 
 
-@pytest.fixture
-def reg():
-    r = jobs.JobRegistry(max_concurrent=1)
-    yield r
-    assert r.stop_all(timeout=60)
-
-
 def dead_pid() -> int:
     import subprocess
     import sys
