@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import sys
 import time
@@ -139,6 +140,29 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     return model_cfg, train_cfg
 
 
+def check_resume(args, model_cfg: ModelConfig) -> None:
+    """A --resume whose options build another model than its checkpoint holds: one sentence
+    naming the fields (not a size-mismatch traceback, and before run.json is rewritten)."""
+    from core.checkpoint import read_config
+    from core.runs import latest_checkpoint
+
+    if not args.resume or latest_checkpoint(args.out) is None:
+        return
+    own = read_config(args.out).to_dict()
+    ours = model_cfg.to_dict()
+    diff = [f"{k}={own[k]!r} (options give {ours[k]!r})" for k in own
+            if k not in ("dropout", "vocab_size") and own[k] != ours.get(k)]  # fmt: skip
+    if diff:
+        run_json = Path(args.out) / "run.json"
+        meta = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
+        hint = (" It is a fine-tune: pass --init-from as when it started."
+                if meta.get("init_from") and not args.init_from else "")  # fmt: skip
+        raise ValueError(
+            f"--resume: the run's checkpoint has {', '.join(diff)}; pass the options it was "
+            f"started with.{hint}"
+        )
+
+
 def load_text(args) -> str:
     if args.text:
         from core.corpora import read_user_text
@@ -173,20 +197,21 @@ def get_tokenizer(args, text: str, vocab_size: int, out: Path, dist):
 
 def base_for_run(args, model_cfg: ModelConfig, out: Path):
     """A fine-tune's model, tokenizer and origin: the base checkpoint's, or, for a --resume that
-    has a checkpoint of its own, that one's (so a base deleted since does not stop the resume;
-    its origin is the one recorded in run.json)."""
-    import json
-
+    has a checkpoint of its own, a model of `model_cfg` (whose weights Trainer.resume loads; a
+    changed --dropout applies) with the run's tokenizer and the origin in run.json, so a base
+    deleted since does not stop the resume."""
     from core.checkpoint import load_base, load_checkpoint
+    from core.model import GPT
     from core.runs import latest_checkpoint
 
     if args.resume and latest_checkpoint(out) is not None:
         own = load_checkpoint(out)
         run_json = out / "run.json"
         meta = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
-        return own.model, own.tokenizer, meta.get("init_from") or own.meta.get("init_from")
+        origin = meta.get("init_from") or own.meta.get("init_from")
+        return GPT(model_cfg), own.tokenizer, origin
     ckpt, origin = load_base(args.init_from, dropout=model_cfg.dropout)
-    return ckpt.model, ckpt.tokenizer, origin
+    return ckpt.model, ckpt.tokenizer, {"label": str(args.init_from), **origin}
 
 
 class ProgressBar:
@@ -264,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         model_cfg, train_cfg = configs_from_args(args)
+        check_resume(args, model_cfg)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

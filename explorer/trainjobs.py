@@ -40,6 +40,7 @@ from explorer.trainspec import (  # noqa: F401 - the page and tests use these th
 )
 
 UPLOAD_FILE = "corpus.txt"
+BASE_DIR = "base"  # a fine-tune's own copy of the checkpoint it starts from
 BPE_BYTES = 2_000_000  # the BPE learns its merges on this prefix (as the CLI does)
 NICE = 10  # niceness a training process adds to the server's (Linux); pages' reruns come first
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,8 +107,8 @@ def start(
     extra = {}
     if spec.init_from:
         try:
-            extra["init_from"] = base_origin(spec)
-        except ValueError:
+            extra["init_from"] = snapshot_base(spec, run_dir / BASE_DIR)
+        except (ValueError, OSError):
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
         # the run's architecture is the base model's, written out (run.json, estimates, resume)
@@ -130,18 +131,31 @@ def start(
     return name
 
 
-def base_origin(spec: TrainSpec) -> dict:
-    """Where a fine-tune starts: the base checkpoint's path, step and weights hash (the worker
-    refuses weights that changed since), and its picker key and label for the page."""
+def snapshot_base(spec: TrainSpec, dest: Path) -> dict:
+    """Give a fine-tune its own copy of the base checkpoint (weights, config, tokenizer; not the
+    optimizer state) in `dest`, hard-linked where the filesystem allows (checkpoint files are
+    only ever replaced, never written in place), so renaming, deleting or resuming the base run
+    later cannot take it away. Returns where it came from: the picker key and label, the base's
+    path as a classroom may see it, its step, and the weights' hash (the worker checks it)."""
     from core.checkpoint import WEIGHTS
     from core.runs import checkpoint_step, sha256_file
+    from explorer.registry import hide_paths
 
     path, label = base_checkpoint(spec.init_from)
     try:
-        sha = sha256_file(path / WEIGHTS)
-    except OSError as exc:
-        raise BaseModelError(f"{label} cannot be read: {exc.strerror or exc}") from None
-    return {"key": spec.init_from, "label": label, "path": str(path),
+        dest.mkdir()
+        for f in path.iterdir():
+            if f.is_file() and not f.name.startswith("train_state"):
+                try:
+                    os.link(f, dest / f.name)
+                except OSError:  # another filesystem (the shipped model), or no links here
+                    shutil.copy2(f, dest / f.name)
+        sha = sha256_file(dest / WEIGHTS)
+    except FileNotFoundError:  # deleted or replaced between the form and this click
+        raise BaseModelError(
+            f"{label} changed while the run was being created; try again"
+        ) from None
+    return {"key": spec.init_from, "label": label, "path": hide_paths(str(path)),
             "step": checkpoint_step(path), "sha256": sha}  # fmt: skip
 
 

@@ -9,6 +9,7 @@ The spec is stored in the run's run.json, so an interrupted run can be resumed f
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +127,7 @@ class BaseModelError(ValueError):
 def base_checkpoint(key: str) -> tuple[Path, str]:
     """(checkpoint dir, label) of the model picker's entry `key`, which must be the shipped model
     or a finished run here; BaseModelError with a sentence otherwise."""
-    from core.checkpoint import CheckpointError, resolve_checkpoint
+    from core.checkpoint import CONFIG, CheckpointError, resolve_checkpoint
     from explorer import registry
 
     entry = registry.resolve(key) if isinstance(key, str) else None
@@ -143,11 +144,20 @@ def base_checkpoint(key: str) -> tuple[Path, str]:
         if status not in registry.FINISHED:  # its weights would change under the new run
             raise BaseModelError(f"{label} is {status}: fine-tune it once it has finished")
     try:
-        return resolve_checkpoint(entry.path), label
+        path = resolve_checkpoint(entry.path)
     except CheckpointError as exc:
         raise BaseModelError(
             f"{label} cannot be fine-tuned: {registry.hide_paths(str(exc))}"
         ) from None
+    try:
+        header = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        header = {}
+    if not (isinstance(header, dict) and header.get("tokenizer")):
+        raise BaseModelError(
+            f"{label} has no tokenizer saved with it, and a fine-tune keeps its base's tokenizer"
+        )
+    return path, label
 
 
 def model_config(spec: TrainSpec):

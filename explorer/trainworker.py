@@ -98,12 +98,14 @@ def train(run_dir: Path, ch: Channel, *, resume: bool, threads: int) -> dict:
     origin = meta.get("init_from") if spec.init_from else None
     base = None
     if origin and (not resume or not (run_dir / "tokenizer.json").exists()):
-        # a fine-tune's first start: the base model's weights (unchanged since the run was
-        # created) and its tokenizer; a resume takes both from the run's own checkpoint
+        # a fine-tune's first start: the weights and tokenizer of the run's copy of its base
+        # (explorer/trainjobs.snapshot_base), checked against the hash taken when it was made;
+        # a resume takes both from the run's own checkpoint
         from core.checkpoint import load_base
+        from explorer.trainjobs import BASE_DIR
 
         ch.set_progress(0, None, "loading the base model")
-        base, _ = load_base(origin["path"], dropout=spec.model.get("dropout"),
+        base, _ = load_base(run_dir / BASE_DIR, dropout=spec.model.get("dropout"),
                             expect_sha256=origin.get("sha256"))  # fmt: skip
         tok = base.tokenizer
     else:
@@ -121,7 +123,11 @@ def train(run_dir: Path, ch: Channel, *, resume: bool, threads: int) -> dict:
     tc = TrainConfig.from_dict(spec.train)
     ids = encode_corpus(tok, text)
     train_ids, val_ids = split_train_val(ids, tc.val_fraction)
-    cfg = ModelConfig.from_dict({**spec.model, "vocab_size": tok.vocab_size})
+    # a fine-tune keeps its base's config, vocabulary included (it may be padded past the
+    # tokenizer's); a new model's vocabulary is its tokenizer's
+    cfg = ModelConfig.from_dict(
+        spec.model if origin else {**spec.model, "vocab_size": tok.vocab_size}
+    )
     torch.manual_seed(tc.seed)
     model = base.model if base is not None else GPT(cfg)
     trainer = Trainer(

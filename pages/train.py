@@ -178,8 +178,8 @@ def view_new_run() -> None:
 
     def msg(*fields):
         for f in fields:
-            if f in errors:
-                st.error(errors[f], icon=":material/error:")
+            if f in errors:  # messages may quote run names and the user's values
+                st.error(trainpanels.lit(errors[f]), icon=":material/error:")
 
     st.selectbox(
         "Start from",
@@ -297,9 +297,9 @@ def training_fields(spec, errors: dict, msg, base) -> None:
     b.number_input("Time-lapse frames", 0, 64, key=k("frames"), **KEEP)
     a.number_input("Seed", 0, 2**31 - 1, key=k("seed"), **KEEP)
     b.checkbox("bf16 autocast", key=k("bf16"), **KEEP)
-    if spec.init_from:
-        context = base.context_length if base is not None else 8
-        a.number_input("Tokens per sequence", 8, max(8, context), step=8, key=k("ft_seq"),
+    if base is not None:  # (left out while the base has an error: its bound is unknown)
+        context = base.context_length
+        a.number_input("Tokens per sequence", min(8, context), context, step=8, key=k("ft_seq"),
                        help="At most the base model's context; shorter windows train faster.",
                        **KEEP)  # fmt: skip
     listed = ("max_steps", "lr", "warmup_steps", "grad_clip", "seq_len", "batch_size")
@@ -314,7 +314,7 @@ def training_fields(spec, errors: dict, msg, base) -> None:
         st.info("Fix the fields marked above to see the estimate.")
     failed = st.session_state.pop(k("start_error"), None)
     if failed:
-        st.error(f"Could not start: {failed}")
+        st.error(f"Could not start: {trainpanels.lit(failed)}")
     st.button(
         "Start training",
         type="primary",

@@ -156,12 +156,43 @@ def test_cli_fine_tunes_from_a_run_dir_and_resumes_without_the_base(tmp_path, ca
         (out / "tokenizer.json").read_text()
     )
     assert same_tokenizer, "a fine-tune keeps the base's tokenizer, byte for byte"
+    assert info.extra["init_from"]["label"] == str(base)  # the path as typed
     shutil.rmtree(base)  # the resume continues from the run's own checkpoint
-    assert cli([*args, "--resume"]) == 0
+
+    # a resume without --init-from builds the default preset: one sentence, run.json intact
+    plain = [a for a in args if a not in ("--init-from", str(base), "--dropout", "0.1")]
+    assert cli([*plain, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume: the run's checkpoint has") and "n_layers=2" in err
+    assert "It is a fine-tune: pass --init-from" in err and "Traceback" not in err
+    assert load_run(out).model == info.model
+
+    # resumed with another dropout: it applies (and run.json and the checkpoint say so)
+    resumed = [a if a != "0.1" else "0.3" for a in args]
+    assert cli([*resumed, "--resume"]) == 0
     events = read_log(out / "log.jsonl")
     assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, 7))
     assert [e["step"] for e in events if e["event"] == "eval"] == [0, 3, 6]
     assert load_run(out).extra["init_from"] == info.extra["init_from"]
+    assert load_run(out).model["dropout"] == 0.3
+    assert load_checkpoint(out).config.dropout == 0.3
+
+
+@pytest.mark.slow
+def test_cli_resume_with_other_model_options_is_one_sentence(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--corpus-bytes", "40000", "--preset", "tiny", "--vocab-size", "300",
+            "--max-steps", "2", "--eval-every", "0", "--quiet", "--threads", "1",
+            "--out", str(out)]  # fmt: skip
+    assert cli(argv) == 0
+    before = (out / "run.json").read_text()
+    assert cli([*argv, "--max-steps", "4", "--n-layers", "3", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume: the run's checkpoint has n_layers=2 (options give 3)")
+    assert "fine-tune" not in err
+    assert (out / "run.json").read_text() == before
+    assert cli([*argv, "--max-steps", "4", "--resume"]) == 0  # the same options: it continues
+    assert load_run(out).step == 4
 
 
 @pytest.mark.parametrize(
@@ -235,6 +266,15 @@ def test_the_form_accepts_a_fine_tune_and_names_what_is_wrong(runs_root):
     assert "dropout" in validate(bad_dropout)
 
 
+def test_a_run_saved_without_a_tokenizer_cannot_be_a_base(runs_root):
+    from explorer.trainspec import validate
+
+    tok, train_ids, val_ids = tiny_data()
+    Trainer(tiny_model(tok.vocab_size), train_ids, val_ids, tiny_cfg(max_steps=3, ckpt_every=3),
+            run_dir=runs_root / "no-tok").run()  # fmt: skip
+    assert "has no tokenizer" in validate(ft_spec("run:no-tok"))["init_from"]
+
+
 def test_a_run_that_is_still_training_cannot_be_a_base(runs_root):
     import os
     import time
@@ -264,7 +304,8 @@ def test_a_page_run_fine_tunes_the_shipped_model(runs_root, reg):
     shipped = latest_checkpoint(registry.default_dir())
     assert meta["model"] == read_config(SHIPPED).to_dict()
     assert meta["init_from"] == {"key": "default", "label": "the shipped model",
-                                 "path": str(shipped), "step": int(shipped.name[5:]),
+                                 "path": f"<app>/assets/default/ckpt/{shipped.name}",
+                                 "step": int(shipped.name[5:]),
                                  "sha256": sha256_file(shipped / "model.safetensors")}  # fmt: skip
     assert json.loads((run / "tokenizer.json").read_text()) == json.loads(
         (shipped / "tokenizer.json").read_text()
@@ -291,8 +332,8 @@ def test_a_page_run_fine_tunes_the_shipped_model(runs_root, reg):
 
 
 @pytest.mark.slow
-def test_a_restart_refuses_a_base_whose_weights_changed_and_a_resume_needs_no_base(runs_root, reg):
-    import time
+def test_the_base_can_go_while_a_fine_tune_waits_and_a_tampered_copy_is_refused(runs_root, reg):
+    import threading
 
     from explorer import jobs, trainjobs
 
@@ -300,36 +341,65 @@ def test_a_restart_refuses_a_base_whose_weights_changed_and_a_resume_needs_no_ba
     base = runs_root / "base"
     Trainer(tiny_model(tok.vocab_size), train_ids, val_ids, tiny_cfg(max_steps=3, ckpt_every=3),
             tokenizer=tok, run_dir=base).run()  # fmt: skip
+    base_ckpt = latest_checkpoint(base)
+    sha = sha256_file(base_ckpt / "model.safetensors")
 
-    # a run with a checkpoint of its own resumes from it after its base is gone
-    name = trainjobs.start(ft_spec("run:base", steps=60, ckpt_every=2), root=runs_root,
+    # the queue is busy; meanwhile the base run is renamed and then deleted
+    gate = threading.Event()
+    reg.submit("blocker", lambda ctx: gate.wait(60))
+    name = trainjobs.start(ft_spec("run:base", steps=6, ckpt_every=2), root=runs_root,
+                           registry=reg)  # fmt: skip
+    assert reg.get(name).state == jobs.QUEUED
+    copy = runs_root / name / trainjobs.BASE_DIR
+    assert sha256_file(copy / "model.safetensors") == sha and (copy / "tokenizer.json").exists()
+    assert not list(copy.glob("train_state*"))  # the weights, not the base's optimizer state
+    base.rename(runs_root / "renamed")
+    shutil.rmtree(runs_root / "renamed")
+    gate.set()
+    job = reg.get(name)
+    assert job.wait(180) and job.state == jobs.DONE, (job.error, job.traceback)
+    meta = json.loads((runs_root / name / "run.json").read_text())
+    assert meta["init_from"]["sha256"] == sha and meta["init_from"]["label"] == "run base"
+    assert meta["init_from"]["path"] == f"runs/base/ckpt/{base_ckpt.name}"  # no server path
+    first = read_log(runs_root / name / "log.jsonl")
+    assert [e["step"] for e in first if e["event"] == "eval"] == [0, 2, 4, 6]
+
+    # a restart from nothing (no checkpoint of its own) reloads the copy, checked by its hash
+    shutil.rmtree(runs_root / name / "ckpt")
+    trainjobs.resume(runs_root / name, registry=reg)
+    assert reg.get(name).wait(180) and reg.get(name).state == jobs.DONE
+    again = read_log(runs_root / name / "log.jsonl")
+    assert [e["val_loss"] for e in again if e["event"] == "eval"] == pytest.approx(
+        [e["val_loss"] for e in first if e["event"] == "eval"], rel=1e-5
+    )  # the same run again, from the same weights
+    shutil.rmtree(runs_root / name / "ckpt")
+    with open(copy / "model.safetensors", "r+b") as f:  # a corrupted or swapped copy
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    trainjobs.resume(runs_root / name, registry=reg)
+    job = reg.get(name)
+    assert job.wait(120) and job.state == jobs.FAILED
+    assert "weights changed since this run was created" in job.error
+
+
+@pytest.mark.slow
+def test_a_page_fine_tune_resumes_from_its_own_checkpoint(runs_root, reg):
+    import time
+
+    from explorer import jobs, trainjobs
+
+    name = trainjobs.start(ft_spec("default", steps=60, ckpt_every=2), root=runs_root,
                            registry=reg)  # fmt: skip
     deadline = time.time() + 120
     while latest_checkpoint(runs_root / name) is None:
         assert time.time() < deadline and reg.get(name).active, reg.get(name).error
         time.sleep(0.05)
     assert reg.stop(name) and reg.get(name).wait(60)
-    stopped_at = load_run(runs_root / name).step
-    assert 2 <= stopped_at < 60
-    moved = runs_root / "base-moved"
-    base.rename(moved)
+    assert 2 <= load_run(runs_root / name).step < 60
+    shutil.rmtree(runs_root / name / trainjobs.BASE_DIR)  # not needed once it has a checkpoint
     trainjobs.resume(runs_root / name, registry=reg)
     job = reg.get(name)
     assert job.wait(180) and job.state == jobs.DONE, (job.error, job.traceback)
     events = read_log(runs_root / name / "log.jsonl")
     assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, 61))
-    moved.rename(base)
-
-    # a restart from nothing loads the base again, and refuses it once its weights changed
-    second = trainjobs.start(ft_spec("run:base"), root=runs_root, registry=reg)
-    assert reg.get(second).wait(120) and reg.get(second).state == jobs.DONE
-    ckpt = latest_checkpoint(base)
-    model = load_checkpoint(ckpt).model
-    with torch.no_grad():
-        model.tok_emb.weight.add_(0.01)
-    save_checkpoint(ckpt, model, tokenizer=tok, meta={"step": 3}, overwrite=True)
-    shutil.rmtree(runs_root / second / "ckpt")
-    trainjobs.resume(runs_root / second, registry=reg)
-    job = reg.get(second)
-    assert job.wait(120) and job.state == jobs.FAILED
-    assert "weights changed since this run was created" in job.error
+    assert [e["step"] for e in events if e["event"] == "eval"] == list(range(0, 61, 2))

@@ -42,7 +42,10 @@ def page() -> AppTest:
 
 
 def errors(at) -> list[str]:
-    return [e.value for e in at.error]
+    """The error messages as a person reads them (the page escapes them as markdown literals)."""
+    import re
+
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
 
 
 def start_button(at):
