@@ -84,3 +84,11 @@ def test_fine_tune_the_shipped_model_on_your_own_text(
     samples = [e for e in read_log(run / "log.jsonl") if e["event"] == "sample"]
     assert [e["step"] for e in samples] == [0, 20, 40, 60]
     expect(main.get_by_text("step 0: Once upon a time", exact=False)).to_have_count(1)
+
+    # the runs table (a canvas: looked at in the screenshot) and the time-lapse from step 0
+    open_app(page, "train", view="Runs", run=RUN)
+    page.locator("#compare-runs").wait_for()
+    tall_shot(page, shot, "finetune_runs", height=1400)
+    open_app(page, "train", view="Time-lapse", run=RUN)
+    tall_shot(page, shot, "finetune_timelapse", height=1600)
+    assert page.locator("[data-testid='stException']").count() == 0
