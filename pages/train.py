@@ -48,6 +48,7 @@ DEFAULTS = {  # a run that learns visibly in about a minute on one core
     "tokenizer": "bpe",
     "vocab_size": 512,
     "label": "",
+    "sample_prompt": "Once upon a time",
     "init_from": "",  # "" pre-trains a new model; a picker key fine-tunes that model
     "ft_seq": 64,  # tokens per sequence when fine-tuning (at most the base's context)
 }
@@ -137,6 +138,7 @@ def spec_from_state() -> trainjobs.TrainSpec:
             "telemetry_every": 5,
             "timelapse_frames": int(s("frames")),
             "seed": int(s("seed")),
+            "sample_prompt": s("sample_prompt"),
         },
         corpus=s("corpus"),
         corpus_bytes=int(s("corpus_kb")) * 1000,
@@ -307,6 +309,10 @@ def training_fields(spec, errors: dict, msg, base) -> None:
     msg(*listed)
     st.text_input("Run name (optional)", key=k("label"), **KEEP, max_chars=120)
     msg("label")
+    st.text_input("Sample prompt", key=k("sample_prompt"), **KEEP, max_chars=200,
+                  help="Each evaluation continues this text, so you can read what the model "
+                  "writes as it learns (empty: no samples). Fine-tuning on your own text? Start "
+                  "it the way your text starts.")  # fmt: skip
     st.subheader("Estimate", divider="gray")
     if not errors:
         show_estimate(spec)

@@ -329,10 +329,13 @@ def test_a_fine_tune_from_the_page_says_where_it_started(runs_root):
     }.items():
         at.session_state[key] = value  # fmt: skip
     at.text_input(key="train_label").input("ft-page").run()
+    at.text_input(key="train_sample_prompt").input("The captain").run()
     assert not errors(at), errors(at)
     start_button(at).click().run()
     job = jobs.registry().get("ft-page")
     assert job is not None and job.wait(120) and job.state == jobs.DONE, job.error
+    samples = [e for e in job.events() if e.kind == "sample"]
+    assert [e.step for e in samples] == [0, 2, 4] and {e.prompt for e in samples} == {"The captain"}
     at.run()
     assert not at.exception
     assert any("Fine-tuned from the shipped model, step 6000" in c.value for c in at.caption)

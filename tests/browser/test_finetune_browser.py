@@ -12,6 +12,7 @@ from core.events import read_log
 from tests.browser.test_train_browser import fill_number, tall_shot
 
 RUN = "browser-finetune"
+PROMPT = "Captain <b>Rosa</b>"  # the samples continue it; the tags must stay text
 SENTENCES = [
     "Captain Rosa sailed the silver ship across the quiet sea.",
     "The parrot sang about gold, maps and a lighthouse far away.",
@@ -61,6 +62,10 @@ def test_fine_tune_the_shipped_model_on_your_own_text(
     name.fill(RUN)
     name.press("Enter")
     wait_idle(page)
+    prompt = page.get_by_role("textbox", name="Sample prompt")
+    prompt.fill(PROMPT)
+    prompt.press("Enter")
+    wait_idle(page)
     assert main.locator("[data-testid='stAlertContentError']").count() == 0
     tall_shot(page, shot, "finetune_new_run", height=1600)
 
@@ -83,7 +88,10 @@ def test_fine_tune_the_shipped_model_on_your_own_text(
     # before and after: the base model's sample at step 0 is on the page with the others
     samples = [e for e in read_log(run / "log.jsonl") if e["event"] == "sample"]
     assert [e["step"] for e in samples] == [0, 20, 40, 60]
-    expect(main.get_by_text("step 0: Once upon a time", exact=False)).to_have_count(1)
+    assert {e["prompt"] for e in samples} == {PROMPT}
+    # the prompt is the user's text: shown as typed, never as markup
+    expect(main.get_by_text(f"step 0: {PROMPT}", exact=False)).to_have_count(1)
+    assert main.locator("b", has_text="Rosa").count() == 0
 
     # the runs table (a canvas: looked at in the screenshot) and the time-lapse from step 0
     open_app(page, "train", view="Runs", run=RUN)
