@@ -75,8 +75,8 @@ def validate(spec: TrainSpec, *, upload_bytes: int | None = None) -> dict[str, s
         errors["corpus_bytes"] = (
             f"corpus size must be between 10 kB and {MAX_CORPUS_BYTES // 10**6} MB"
         )
-    if fine:  # the base model's tokenizer is kept
-        pass
+    if fine:
+        pass  # a fine-tune keeps its base model's tokenizer: nothing to choose
     elif spec.tokenizer not in TOKENIZERS:
         errors["tokenizer"] = f"choose one of {', '.join(TOKENIZERS)}"
     elif spec.tokenizer == "bpe" and not 260 <= spec.vocab_size <= 16_384:

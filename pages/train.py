@@ -256,16 +256,14 @@ def model_fields(msg) -> None:
     msg("activation", "norm_position", "pos_encoding", "norm", "dropout", "")
 
 
+def choice(label: str, options: dict[str, str], name: str) -> None:
+    """A row of radio buttons over `options` (key -> what the user reads), kept in state `name`."""
+    st.radio(label, list(options), format_func=options.get, key=k(name), **KEEP, horizontal=True)
+
+
 def data_fields(msg, *, fine: bool) -> None:
     st.subheader("Data", divider="gray")
-    st.radio(
-        "Corpus",
-        list(trainjobs.CORPORA),
-        format_func=trainjobs.CORPORA.get,
-        key=k("corpus"),
-        **KEEP,
-        horizontal=True,
-    )
+    choice("Corpus", trainjobs.CORPORA, "corpus")
     if st.session_state[k("corpus")] == "upload":
         st.file_uploader("A UTF-8 text file", type=["txt", "md"], key=k("upload"))
     st.slider("Corpus size (kB)", 10, 5000, step=10, key=k("corpus_kb"), **KEEP)
@@ -273,14 +271,7 @@ def data_fields(msg, *, fine: bool) -> None:
     if fine:
         st.caption("Tokenizer: the base model's (a fine-tune cannot change the vocabulary).")
         return
-    st.radio(
-        "Tokenizer",
-        list(trainjobs.TOKENIZERS),
-        format_func=trainjobs.TOKENIZERS.get,
-        key=k("tokenizer"),
-        **KEEP,
-        horizontal=True,
-    )
+    choice("Tokenizer", trainjobs.TOKENIZERS, "tokenizer")
     if st.session_state[k("tokenizer")] == "bpe":
         st.number_input("BPE vocabulary size (V)", 260, 16384, step=64, key=k("vocab_size"), **KEEP)
     msg("tokenizer", "vocab_size")
